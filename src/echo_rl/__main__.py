@@ -1,0 +1,3 @@
+from echo_rl.cli import main
+
+raise SystemExit(main())

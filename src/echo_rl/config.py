@@ -1,0 +1,319 @@
+"""Typed, validated run configuration.
+
+One YAML file describes a run; every section is a pydantic model with defaults that reproduce the
+paper's recipe (ECHO, arXiv 2605.24517, §3–4) where the paper fixes a value. Unknown keys are errors.
+
+    cfg = load_config("configs/tiny.yaml", ["objective.env.lam=0.01", "train.steps=3"])
+
+Overrides are ``dotted.key=value`` strings; the value is parsed as YAML (``1e-6``, ``true``, ``[1,2]``).
+Any validation problem becomes a one-line :class:`~echo_rl.errors.UserError` naming the file and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from echo_rl.errors import UserError
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are rejected, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SandboxConfig(Section):
+    """Where and how shell commands run (issue: sandboxed terminals)."""
+
+    backend: Literal["local", "container"] = "local"
+    workdir: str = "/home/user"
+    command_timeout_s: float = Field(30.0, gt=0, description="per-command timeout (paper: 30 s)")
+    max_output_bytes: int = Field(1_000_000, gt=0, description="bytes kept in memory per command")
+    memory_mb: int = Field(2048, gt=0)
+    max_processes: int = Field(256, gt=0)
+    max_file_size_mb: int = Field(512, gt=0)
+    cpu_time_s: int = Field(900, gt=0)
+    allow_network: bool = False
+    pool_size: int = Field(8, ge=1)
+    engine_url: str | None = Field(None, description="Docker API URL; default: DOCKER_HOST or podman's socket")
+    base_image: str = "debian:bookworm-slim"
+    infra_retries: int = Field(2, ge=0, description="retries of an episode that hit an infrastructure error")
+    retry_backoff_s: float = Field(1.0, ge=0)
+
+
+class HarnessConfig(Section):
+    """How model text becomes commands and how terminal output becomes observations (method §4)."""
+
+    action_format: Literal["qwen_xml", "plain", "hermes_json"] = "qwen_xml"
+    require_think: bool = True
+    max_output_chars: int = Field(50_000, gt=0)
+    observation_role: Literal["auto", "tool", "user"] = "auto"
+    system_prompt: str | None = None
+
+
+class EpisodeConfig(Section):
+    """Limits of one episode (method §4)."""
+
+    max_turns: int = Field(16, ge=1)
+    max_context_tokens: int = Field(16_384, ge=16)
+    max_turn_tokens: int = Field(2_048, ge=1)
+    agent_timeout_s: float = Field(600.0, gt=0)
+    verifier_timeout_s: float = Field(120.0, gt=0)
+
+
+class SamplingConfig(Section):
+    """Sampling used for training rollouts and for evaluation (method §3: 0.8 train, 0.6 eval)."""
+
+    temperature: float = Field(0.8, ge=0)
+    eval_temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+
+
+class PolicyConfig(Section):
+    """The model being trained and the backend that samples from it."""
+
+    model: str = Field("tiny", description="checkpoint dir | 'smollm2-135m' | 'tiny' (built locally)")
+    backend: Literal["transformers", "openai", "vllm"] = "transformers"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    device: str = "auto"
+    endpoint: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    served_model_name: str | None = None
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
+
+
+class TasksConfig(Section):
+    """Which tasks a run trains and evaluates on: corpus directories or procedural families."""
+
+    corpus: str | None = Field(None, description="a corpus built by `echo-rl tasks build` (has index.jsonl)")
+    train: str | None = Field(None, description="a directory of Harbor tasks (overrides corpus's train split)")
+    validation: str | None = None
+    heldout: str | None = None
+    families: list[str] | None = None
+    heldout_families: list[str] | None = None
+    num_train: int = Field(2000, ge=1)
+    num_validation: int = Field(100, ge=1)
+    num_heldout: int = Field(100, ge=0)
+    seed: int = 0
+
+
+class LambdaSchedule(Section):
+    """λ(step): constant, linear decay from λ to `final` over `decay_steps`, or step decay by `factor`
+    every `every` steps; multiplied by a linear warm-up from 0 over `warmup_steps`."""
+
+    kind: Literal["constant", "linear_decay", "step_decay"] = "constant"
+    final: float = Field(0.0, ge=0)
+    decay_steps: int = Field(500, ge=1)
+    every: int = Field(100, ge=1)
+    factor: float = Field(0.5, gt=0, le=1)
+    warmup_steps: int = Field(0, ge=0)
+
+
+class EnvFilters(Section):
+    """Env-target filters (stable-ECHO issue). All off by default: the paper's targets."""
+
+    parse_failed: bool = False
+    rejected: bool = False
+    error_only: bool = False
+    repeated: bool = False
+
+
+class BalanceConfig(Section):
+    """Keep ‖∇(λ·L_env)‖ ≤ max_ratio · ‖∇L_GRPO‖ (adaptive mode); off by default (paper)."""
+
+    mode: Literal["none", "adaptive"] = "none"
+    max_ratio: float = Field(0.5, gt=0)
+    floor: float = Field(0.0, ge=0, description="smallest effective λ in adaptive mode")
+    cap: float = Field(1.0, gt=0, description="largest effective λ in adaptive mode")
+    separate_clip: bool = False
+
+
+class EnvLossConfig(Section):
+    """The world-model term λ·L_env (method §2)."""
+
+    lam: float = Field(0.05, ge=0, description="λ; 0 reproduces plain GRPO exactly")
+    schedule: LambdaSchedule = LambdaSchedule()
+    targets: Literal["env_only", "warning_only", "warning_plus_env", "full_observation"] = "env_only"
+    normalization: Literal["full_observation_tokens", "selected_tokens", "constant"] = "full_observation_tokens"
+    norm_constant: float = Field(2048.0, gt=0)
+    temperature_scaled: bool = Field(
+        True, description="CE from temperature-scaled log-probs (as the reference system) or raw logits"
+    )
+    filters: EnvFilters = EnvFilters()
+    balance: BalanceConfig = BalanceConfig()
+    min_clean_turn_share: float = Field(0.0, ge=0, le=1, description="env_only mode: rollout filter")
+    min_valid_call_share: float = Field(0.0, ge=0, le=1, description="env_only mode: rollout filter")
+
+
+class ObjectiveConfig(Section):
+    """GRPO on action tokens + λ·env CE, from one forward pass (method §2–3)."""
+
+    algorithm: Literal["grpo", "echo", "env_only"] = "echo"
+    clip_eps_low: float = Field(0.2, ge=0)
+    clip_eps_high: float = Field(0.2, ge=0)
+    advantage_std_norm: bool = True
+    aggregation: Literal["seq_mean", "token_mean", "seq_sum_constant"] = "seq_mean"
+    aggregation_constant: float = Field(2048.0, gt=0)
+    kl_coef: float = Field(0.0, ge=0)
+    tis_cap: float | None = Field(None, gt=0, description="truncated importance sampling cap C; None: off")
+    logprob_chunk_size: int = Field(1024, ge=1)
+    grad_probe_every: int = Field(0, ge=0, description="measure per-term gradient norms every k steps (0: off)")
+    env: EnvLossConfig = EnvLossConfig()
+
+
+class OptimConfig(Section):
+    """AdamW with linear warm-up (method §3)."""
+
+    lr: float = Field(1e-6, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(20, ge=0)
+    grad_clip: float = Field(0.2, gt=0)
+
+
+class TrainConfig(Section):
+    """The RL (or SFT) loop."""
+
+    steps: int = Field(500, ge=1)
+    tasks_per_step: int = Field(16, ge=1)
+    rollouts_per_task: int = Field(16, ge=1)
+    micro_batch_size: int = Field(4, ge=1)
+    eval_every: int = Field(0, ge=0)
+    save_every: int = Field(50, ge=0)
+    save_transcripts: int = Field(4, ge=0, description="sampled transcripts saved per step")
+    sft_epochs: float = Field(1.0, gt=0)
+    sft_env_loss_weight: float = Field(0.0, ge=0)
+
+
+class EvalConfig(Section):
+    """Evaluation: pass@k per family and split, held-out env CE, efficiency."""
+
+    samples_per_task: int = Field(1, ge=1)
+    ks: list[int] = [1]
+    greedy: bool = False
+    heldout_transcripts: str | None = Field(None, description="fixed off-policy rollouts for held-out env CE")
+    max_tasks: int | None = Field(None, ge=1)
+
+
+class AlarmConfig(Section):
+    """Collapse alarms: flag a drop to below `drop` × the running baseline of each tracked signal."""
+
+    window: int = Field(5, ge=1)
+    entropy_drop: float = Field(0.5, gt=0, le=1)
+    distinct_commands_drop: float = Field(0.5, gt=0, le=1)
+    env_ce_drop: float = Field(0.5, gt=0, le=1)
+    episode_length_drop: float = Field(0.5, gt=0, le=1)
+
+
+class LoggingConfig(Section):
+    tensorboard: bool = True
+    wandb_project: str | None = None
+    progress: bool = True
+
+
+class RunConfig(Section):
+    """A whole run. Sections map one-to-one onto the pipeline's layers."""
+
+    name: str = "run"
+    seed: int = 0
+    sandbox: SandboxConfig = SandboxConfig()
+    harness: HarnessConfig = HarnessConfig()
+    episode: EpisodeConfig = EpisodeConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    policy: PolicyConfig = PolicyConfig()
+    tasks: TasksConfig = TasksConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    alarms: AlarmConfig = AlarmConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "<root>"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "no such field"
+    return f"{source}: {field}: {message}"
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply one ``dotted.key=value`` override to a nested dict, parsing the value as YAML."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {override!r}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UserError(f"override {override!r}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfig:
+    """Validate a plain dict into a :class:`RunConfig`; errors name ``source`` and the field."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise UserError(_format_validation_error(err, source)) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors for a missing file or bad YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("no such config file", where=str(path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        raise UserError(f"{line}invalid YAML ({getattr(err, 'problem', err)})", where=str(path)) from None
+    if not isinstance(data, dict):
+        raise UserError("top level must be a mapping", where=str(path))
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    for override in overrides:
+        apply_override(data, override)
+    source = str(path) if path is not None else "<defaults>"
+    if overrides:
+        source += " (with overrides)"
+    return config_from_dict(data, source)
+
+
+def load_config_args(args: list[str] | tuple[str, ...], base: dict[str, Any] | None = None) -> RunConfig:
+    """Resolve command-line style ``[CONFIG] [key.sub=value …]``: the first argument without ``=`` is a
+    YAML file; without one, ``base`` (or the defaults) is the starting point."""
+    overrides = list(args)
+    path = overrides.pop(0) if overrides and "=" not in overrides[0] else None
+    stray = [arg for arg in overrides if "=" not in arg]
+    if stray:
+        raise UserError(f"unexpected argument {stray[0]!r}: overrides look like key.sub=value")
+    if path is not None or base is None:
+        return load_config(path, overrides)
+    data = dict(base)
+    for override in overrides:
+        apply_override(data, override)
+    return config_from_dict(data, "<defaults> (with overrides)" if overrides else "<defaults>")
+
+
+def dump_config(cfg: BaseModel) -> str:
+    """The config as YAML, every field written out (what a run directory stores next to its outputs)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

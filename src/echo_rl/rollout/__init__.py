@@ -1,0 +1,1 @@
+"""Episodes: the policy ↔ harness ↔ sandbox loop, producing token-exact trajectories."""

@@ -1,0 +1,79 @@
+"""The sandbox contract shared by every backend, the episode loop and the verifier.
+
+A sandbox is an isolated machine state with ONE persistent bash in it: ``cd``, exported variables and
+functions persist across :meth:`Sandbox.exec` calls, as in a real terminal. All methods are coroutines so
+that many episodes run concurrently on one event loop.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+
+class SandboxError(Exception):
+    """The sandbox infrastructure failed (could not start, engine error, died): an ``infra_error``,
+    never the agent's fault."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one command returned.
+
+    ``output`` is stdout and stderr interleaved in order, ANSI escapes and carriage-return noise removed,
+    invalid UTF-8 replaced; ``truncated`` says the command printed more than the in-memory cap.
+    ``exit_code`` is -1 when ``timed_out``. ``shell_restarted`` says the persistent shell died (``exit``,
+    killed itself) or had to be killed and a fresh one was started in the same filesystem.
+    """
+
+    output: str
+    exit_code: int
+    timed_out: bool = False
+    truncated: bool = False
+    duration_s: float = 0.0
+    shell_restarted: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Sandbox(abc.ABC):
+    """An isolated shell. Use as ``async with sandbox: await sandbox.exec("ls")``."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Create the isolated environment and its persistent shell. Raises :class:`SandboxError`."""
+
+    @abc.abstractmethod
+    async def exec(
+        self,
+        command: str,
+        timeout_s: float | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ExecResult:
+        """Run ``command`` in the persistent shell. A timeout kills the command's whole process group and
+        leaves the shell usable. ``cwd``/``env`` apply to this command only."""
+
+    @abc.abstractmethod
+    async def upload(self, source: Path | bytes, dest: str) -> None:
+        """Copy a host file or directory (or raw bytes) to absolute path ``dest`` inside the sandbox."""
+
+    @abc.abstractmethod
+    async def download(self, source: str) -> bytes:
+        """Read the file at ``source`` inside the sandbox. Raises FileNotFoundError when missing."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Kill every process and remove every resource of this sandbox. Idempotent."""
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
