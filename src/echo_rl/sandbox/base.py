@@ -66,6 +66,12 @@ class Sandbox(abc.ABC):
         """Read the file at ``source`` inside the sandbox. Raises FileNotFoundError when missing."""
 
     @abc.abstractmethod
+    async def reset_processes(self) -> None:
+        """Kill every process in the sandbox (the agent's background jobs included) and start a fresh
+        shell over the same filesystem. The verifier calls this before it runs, so nothing the agent left
+        running can touch ``/tests`` or ``/logs/verifier`` afterwards."""
+
+    @abc.abstractmethod
     async def stop(self) -> None:
         """Kill every process and remove every resource of this sandbox. Idempotent."""
 
