@@ -30,3 +30,32 @@ def cli():
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def container_engine() -> str:
+    """The Docker API URL of a running container engine, set up by ``scripts/setup-podman.sh`` (podman,
+    a debootstrapped base image, the API socket) where needed; skips with the reason when none can run."""
+    from pathlib import Path
+
+    from echo_rl.sandbox.base import SandboxError
+    from echo_rl.sandbox.engine import connect, engine_url
+
+    try:
+        connect()
+        return engine_url()
+    except SandboxError as err:
+        first_reason = str(err)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "setup-podman.sh"
+    if os.geteuid() != 0:
+        pytest.skip(f"no container engine ({first_reason}) and not root to run {script.name}")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        pytest.skip(f"no container engine: {script.name} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    url = proc.stdout.strip().splitlines()[-1].partition("=")[2]
+    os.environ.setdefault("DOCKER_HOST", url)
+    try:
+        connect(url)
+    except SandboxError as err:
+        pytest.skip(f"no container engine: {err}")
+    return url

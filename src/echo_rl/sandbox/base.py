@@ -75,6 +75,11 @@ class Sandbox(abc.ABC):
     async def stop(self) -> None:
         """Kill every process and remove every resource of this sandbox. Idempotent."""
 
+    async def attach(self) -> int:
+        """Run an interactive bash inside this started sandbox on the caller's terminal (same filesystem,
+        limits and network as :meth:`exec`) and return its exit status when the person leaves it."""
+        raise NotImplementedError(f"{type(self).__name__} has no interactive shell")
+
     async def __aenter__(self) -> Sandbox:
         await self.start()
         return self

@@ -1,0 +1,312 @@
+"""``ContainerSandbox``: one container per episode through the Docker Engine API (Docker or podman).
+
+The container runs an init (``--init``: tini or catatonit, which reaps orphans and stops promptly) over
+``sleep infinity``; the persistent shell is a ``bash`` started with ``exec`` whose stdin/stdout are the
+attached exec socket, speaking the protocol of :mod:`echo_rl.sandbox.protocol` exactly as the local
+backend does. Limits: ``cpus`` (CPU quota), ``memory_mb`` (cgroup memory), ``max_processes`` (cgroup
+pids), plus the same per-process ``ulimit`` values as the local backend; network ``none`` unless
+allowed; the work dir is the config's ``workdir``. The shell runs as the image's user (root for
+task images), as Harbor tasks expect.
+
+Killing "every process" (a shell restart, :meth:`reset_processes`) kills the container's init, which
+takes the whole pid namespace with it, and starts the same container again: its filesystem survives and
+a fork bomb cannot prevent it. Containers carry the run's label and owner (:mod:`echo_rl.sandbox.owner`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import shutil
+import sys
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from echo_rl.config import SandboxConfig
+from echo_rl.sandbox.base import SandboxError
+from echo_rl.sandbox.engine import connect, engine_url
+from echo_rl.sandbox.owner import LABEL_KEY, OWNER_KEY, Owner, check_label
+from echo_rl.sandbox.protocol import bootstrap
+from echo_rl.sandbox.shell import ShellSandbox, ShellStream
+
+T = TypeVar("T")
+_SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "LANG": "C.UTF-8"}
+_READ_LIMIT = 1 << 18
+# bash -c KILLER TICKS SPARE: SIGKILL, in rounds until none is left, every process started at or after
+# TICKS (1/100 s of uptime; 0: all) except init, init's first child (the keeper), this script and pid
+# SPARE (the shell, or 0). Prints how many it killed, or "busy" when processes keep appearing.
+_KILLER = r"""
+t=$0 spare=$1 keeper= first= total=0
+for d in /proc/[0-9]*; do
+  read -r s < "$d/stat" 2>/dev/null || continue
+  set -- ${s##*") "}
+  if [ "$2" = 1 ] && { [ -z "$first" ] || [ "${20}" -lt "$first" ]; }; then keeper=${d#/proc/} first=${20}; fi
+done
+for round in 1 2 3 4 5 6 7 8; do
+  n=0
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    case " 1 $$ $spare $keeper " in *" $p "*) continue ;; esac
+    read -r s < "$d/stat" 2>/dev/null || continue
+    set -- ${s##*") "}
+    if [ "$1" != Z ] && [ "${20}" -ge "$t" ]; then kill -9 "$p" 2>/dev/null && n=$((n + 1)); fi
+  done
+  [ "$n" = 0 ] && { echo "$total"; exit 0; }
+  total=$((total + n))
+  sleep 0.02 2>/dev/null  # let the killed exit before the next look
+done
+echo busy
+"""
+
+
+class _ExecStream(ShellStream):
+    """The shell as an attached exec: a socket carrying the engine's multiplexed stream frames."""
+
+    def __init__(self, client: docker.DockerClient, exec_id: str, sock: Any, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter):
+        self._client, self._exec_id, self._sock = client, exec_id, sock
+        self._reader, self._writer = reader, writer
+
+    async def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def read(self) -> bytes:
+        try:
+            while True:  # frames: 1 byte stream id, 3 zero bytes, 4 bytes big-endian length, payload
+                header = await self._reader.readexactly(8)
+                size = int.from_bytes(header[4:], "big")
+                if size:
+                    return await self._reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return b""
+
+    async def exit_status(self) -> int:
+        for _ in range(50):
+            info = await asyncio.to_thread(self._client.api.exec_inspect, self._exec_id)
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return code if isinstance(code, int) else -1
+            await asyncio.sleep(0.02)
+        return -1
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+
+class ContainerSandbox(ShellSandbox):
+    """A container sandbox (see the module docstring).
+
+    ``image`` defaults to ``config.base_image`` (build task images with
+    :func:`~echo_rl.sandbox.engine.build_image`); ``allow_network`` overrides ``config.allow_network``;
+    ``label`` names the run that owns the container.
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        image: str | None = None,
+        allow_network: bool | None = None,
+        label: str = "echo-rl",
+    ):
+        super().__init__(config or SandboxConfig())
+        self.image = image or self.config.base_image
+        self.allow_network = self.config.allow_network if allow_network is None else allow_network
+        self.label = check_label(label)
+        self._client: docker.DockerClient | None = None
+        self._container: Container | None = None
+
+    @property
+    def container_id(self) -> str | None:
+        return None if self._container is None else self._container.id
+
+    async def _call(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking engine call in a thread; engine failures become :class:`SandboxError`."""
+        try:
+            return await asyncio.to_thread(func, *args, **kwargs)
+        except docker.errors.ImageNotFound as err:
+            raise SandboxError(
+                f"image {self.image} is not available: build it (build_image) or run scripts/setup-podman.sh"
+            ) from err
+        except (docker.errors.DockerException, OSError) as err:
+            raise SandboxError(f"container engine: {err}") from err
+
+    # ---- life cycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._container is not None:
+            return
+        if self._stopped:
+            raise SandboxError("a stopped sandbox cannot be started again")
+        self._client = await asyncio.to_thread(connect, self.config.engine_url)
+        self._container = await self._call(self._client.containers.create, **self._create_args())
+        try:
+            await self._call(self._container.start)
+            await self._start_shell()
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _create_args(self) -> dict[str, Any]:
+        cfg = self.config
+        args: dict[str, Any] = {
+            "image": self.image,
+            "entrypoint": ["sleep"],
+            "command": ["infinity"],
+            "init": True,
+            "detach": True,
+            "hostname": "sandbox",
+            "working_dir": cfg.workdir,
+            "labels": {LABEL_KEY: self.label, OWNER_KEY: Owner.current().tag()},
+            "mem_limit": f"{cfg.memory_mb}m",
+            "pids_limit": cfg.max_processes,
+        }
+        if cfg.cpus is not None:
+            args["nano_cpus"] = int(cfg.cpus * 1e9)
+        if not self.allow_network:
+            args["network_mode"] = "none"
+        return args
+
+    async def stop(self) -> None:
+        self._stopped = True
+        await self._close_shell()
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                await self._call(container.remove, force=True)
+            except SandboxError as err:
+                if not isinstance(err.__cause__, docker.errors.NotFound):
+                    raise
+
+    # ---- the shell -----------------------------------------------------------------------------------------
+
+    async def _open_shell(self) -> ShellStream:
+        assert self._client is not None and self._container is not None
+        api = self._client.api
+        exec_id = (
+            await self._call(
+                api.exec_create,
+                self._container.id,
+                ["bash", "--noprofile", "--norc"],
+                stdin=True,
+                workdir=self.config.workdir,
+                environment=_SHELL_ENV,
+            )
+        )["Id"]
+        sock = await self._call(api.exec_start, exec_id, socket=True)
+        raw = getattr(sock, "_sock", sock)
+        reader, writer = await asyncio.open_connection(sock=raw, limit=_READ_LIMIT)
+        return _ExecStream(self._client, exec_id, sock, reader, writer)
+
+    async def _kill_inside(self, ticks: int, spare: int) -> int | None:
+        """Run :data:`_KILLER` in the container; None when it could not finish (a fork bomb holding every
+        pid makes ``exec`` itself fail)."""
+        assert self._container is not None
+        try:
+            result = await self._call(self._container.exec_run, ["bash", "-c", _KILLER, str(ticks), str(spare)])
+        except SandboxError:
+            return None
+        words = result.output.split()
+        return int(words[-1]) if result.exit_code == 0 and words and words[-1].isdigit() else None
+
+    async def _kill_started_since(self, ticks: int) -> int:
+        return await self._kill_inside(ticks, self.shell_pid) or 0
+
+    async def _kill_all_processes(self) -> None:
+        """Kill everything from inside; if that cannot finish, kill the container's init (the whole pid
+        namespace goes with it) and start the same container again."""
+        container = self._container
+        if container is None or await self._kill_inside(0, 0) is not None:
+            return
+        try:
+            await self._call(container.kill)
+        except SandboxError as err:  # a container that already stopped cannot be killed: fine
+            if not isinstance(err.__cause__, docker.errors.APIError):
+                raise
+        await self._call(container.wait)
+        await self._call(container.start)
+
+    async def attach(self) -> int:
+        if self._container is None:
+            raise SandboxError("the sandbox is not running (start() it first)")
+        url = engine_url(self.config.engine_url)
+        if tool := shutil.which("docker"):
+            argv = [tool, "-H", url, "exec"]
+        elif tool := shutil.which("podman"):
+            argv = [tool, "--remote", "--url", url, "exec"]
+        else:
+            raise SandboxError("an interactive container shell needs the docker or podman command")
+        for key, value in {**_SHELL_ENV, "TERM": "xterm"}.items():
+            argv += ["-e", f"{key}={value}"]
+        setup = bootstrap(self.config.workdir, self._limits(), fold_stderr=False)
+        argv += ["-it" if sys.stdin.isatty() else "-i", self._container.id, "bash", "-c", setup + "exec bash -i"]
+        proc = await asyncio.create_subprocess_exec(*argv)
+        return await proc.wait()
+
+    # ---- files -------------------------------------------------------------------------------------------
+
+    async def upload(self, source: Path | bytes, dest: str) -> None:
+        if not dest.startswith("/"):
+            raise ValueError(f"upload destination must be absolute: {dest!r}")
+        if self._container is None:
+            raise SandboxError("the sandbox is not running (start() it first)")
+        if isinstance(source, Path) and not source.exists():
+            raise FileNotFoundError(source)
+        archive = await asyncio.to_thread(_tar, source, dest.strip("/"))
+        await self._call(self._container.put_archive, "/", archive)
+
+    async def download(self, source: str) -> bytes:
+        if not source.startswith("/"):
+            raise ValueError(f"download source must be absolute: {source!r}")
+        if self._container is None:
+            raise SandboxError("the sandbox is not running (start() it first)")
+        path = PurePosixPath(source)
+        for _ in range(16):  # follow symlinks the way the container would
+            try:
+                stream, _stat = await self._call(self._container.get_archive, str(path))
+                data = await asyncio.to_thread(lambda: b"".join(stream))
+            except SandboxError as err:
+                if isinstance(err.__cause__, docker.errors.NotFound):
+                    raise FileNotFoundError(source) from None
+                raise
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                member = archive.next()
+                if member is None or member.isdir():
+                    raise IsADirectoryError(source)
+                if not member.issym():
+                    handle = archive.extractfile(member)
+                    return handle.read() if handle is not None else b""
+                path = path.parent / member.linkname
+        raise OSError(f"too many levels of symbolic links: {source}")
+
+
+def _tar(source: Path | bytes, name: str) -> bytes:
+    """A tar of ``source`` named ``name`` (relative to ``/``), owned by root, set-uid bits dropped."""
+
+    def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime = int(info.mtime) or int(time.time())
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mode &= ~0o6000
+        return info
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        if isinstance(source, bytes):
+            info = as_root(tarfile.TarInfo(name))
+            info.size, info.mode = len(source), 0o644
+            archive.addfile(info, io.BytesIO(source))
+        else:
+            archive.add(source, arcname=name, filter=as_root)
+    return buffer.getvalue()

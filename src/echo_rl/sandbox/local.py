@@ -1,0 +1,334 @@
+"""``LocalSandbox``: a persistent bash in Linux namespaces (bubblewrap, or ``unshare`` without it).
+
+Layout seen inside: the host's ``/usr``, ``/etc``, ``/opt`` and the ``/bin``-style links, read-only; a
+private, writable ``/`` for everything else (``/home/user``, the work dir, ``/tmp``, ``/var/tmp``,
+``/tests``, ``/logs``, any new top-level directory) backed by a host directory, so that the agent and
+the verifier may ``rm -rf``/recreate ``/tests`` and ``/logs`` and :meth:`upload`/:meth:`download` are
+plain (symlink-safe) host file operations; fresh ``/proc`` and a minimal ``/dev``; own user, pid, ipc
+and uts namespaces, and a network namespace without interfaces unless the network is allowed. The shell
+runs as ``user`` (uid 1000 inside), without capabilities; as host root the whole sandbox runs as host
+uid ``nobody``. It dies with its parent, and every process of it dies with its pid namespace.
+
+The host directory lives under :func:`~echo_rl.sandbox.owner.state_root` with a name carrying the run's
+label and the owning process, so that :mod:`echo_rl.sandbox.gc` can remove it after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from echo_rl.config import SandboxConfig
+from echo_rl.sandbox import procs
+from echo_rl.sandbox.base import SandboxError
+from echo_rl.sandbox.owner import Owner, check_label, state_root
+from echo_rl.sandbox.protocol import bootstrap, quote
+from echo_rl.sandbox.rootfs import RootFS
+from echo_rl.sandbox.shell import ShellSandbox, ShellStream
+
+NOBODY = 65534
+SANDBOX_UID = 1000
+_HOST_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt")
+_WRITABLE_SKELETON = ("tmp", "var/tmp", "tests", "logs", "proc", "dev")
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_READ_CHUNK = 1 << 18
+Launcher = Literal["auto", "bwrap", "unshare"]
+
+
+class _ProcessStream(ShellStream):
+    """The shell as a child process: its stdin and (stderr-folded) stdout pipes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process):
+        self.proc = proc
+
+    async def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+
+    async def read(self) -> bytes:
+        assert self.proc.stdout is not None
+        return await self.proc.stdout.read(_READ_CHUNK)
+
+    async def exit_status(self) -> int:
+        return await self.proc.wait()
+
+    async def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+
+
+@functools.cache
+def _host_layout() -> tuple[tuple[str, str | None], ...]:
+    """``(name, symlink target or None for a directory)`` for each host top-level dir shown read-only."""
+    layout = []
+    for name in _HOST_DIRS:
+        path = Path("/", name)
+        if path.is_symlink():
+            layout.append((name, os.readlink(path)))
+        elif path.is_dir():
+            layout.append((name, None))
+    return tuple(layout)
+
+
+@functools.cache
+def _account_files() -> tuple[bytes, bytes]:
+    """The host's ``/etc/passwd`` and ``/etc/group`` with uid/gid 1000 renamed ``user``."""
+
+    def rewrite(path: str, entry: str) -> bytes:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            lines = []
+        kept = [line for line in lines if line.split(":")[2:3] != [str(SANDBOX_UID)]]
+        return ("\n".join([*kept, entry]) + "\n").encode()
+
+    return (
+        rewrite("/etc/passwd", f"user:x:{SANDBOX_UID}:{SANDBOX_UID}:user:/home/user:/bin/bash"),
+        rewrite("/etc/group", f"user:x:{SANDBOX_UID}:"),
+    )
+
+
+def find_launcher(preference: Launcher = "auto") -> str:
+    """The namespace tool to use: ``bwrap`` when present, else ``unshare``; :class:`SandboxError` if none."""
+    for name in ("bwrap", "unshare") if preference == "auto" else (preference,):
+        if shutil.which(name):
+            return name
+    wanted = "bubblewrap (bwrap) or util-linux unshare" if preference == "auto" else preference
+    raise SandboxError(f"the local sandbox needs {wanted}; install it (apt-get install bubblewrap)")
+
+
+class LocalSandbox(ShellSandbox):
+    """A sandbox on this machine, in namespaces (see the module docstring).
+
+    ``allow_network`` overrides ``config.allow_network``; ``label`` names the run that owns it;
+    ``launcher`` forces ``bwrap`` or ``unshare`` (default: bwrap when installed).
+    """
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        allow_network: bool | None = None,
+        label: str = "echo-rl",
+        launcher: Launcher = "auto",
+    ):
+        super().__init__(config or SandboxConfig())
+        self.allow_network = self.config.allow_network if allow_network is None else allow_network
+        self.label = check_label(label)
+        self._launcher_choice: Launcher = launcher
+        self.launcher = ""
+        self.state_dir: Path | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._as_root = os.geteuid() == 0
+
+    @property
+    def root(self) -> Path:
+        """The host directory that is the sandbox's writable ``/``."""
+        if self.state_dir is None:
+            raise SandboxError("the sandbox is not started")
+        return self.state_dir / "root"
+
+    # ---- life cycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._stopped:
+            raise SandboxError("a stopped sandbox cannot be started again")
+        if self.state_dir is not None:
+            return
+        self.launcher = find_launcher(self._launcher_choice)
+        self.state_dir = self._make_state_dir()
+        try:
+            await self._start_shell()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        self._stopped = True
+        await self._close_shell()
+        await self._kill_all_processes()
+        if self.state_dir is not None:
+            await asyncio.to_thread(remove_tree, self.state_dir)
+
+    def _make_state_dir(self) -> Path:
+        parent = state_root()
+        parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        state = parent / Owner.current().dir_name(self.label, secrets.token_hex(6))
+        root = state / "root"
+        root.mkdir(parents=True, mode=0o755)
+        for name, target in _host_layout():
+            if target is None:
+                (root / name).mkdir()
+            else:
+                (root / name).symlink_to(target)
+        for name in {*_WRITABLE_SKELETON, "home/user", self.config.workdir.strip("/")}:
+            (root / name).mkdir(parents=True, exist_ok=True)
+        for sticky in ("tmp", "var/tmp"):
+            (root / sticky).chmod(0o1777)
+        passwd, group = _account_files()
+        (state / "passwd").write_bytes(passwd)
+        (state / "group").write_bytes(group)
+        if self._as_root:
+            for path in [state, *state.rglob("*")]:
+                os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+        return state
+
+    # ---- the shell ---------------------------------------------------------------------------------------
+
+    def _env(self, interactive: bool) -> dict[str, str]:
+        return {
+            "HOME": "/home/user",
+            "USER": "user",
+            "LOGNAME": "user",
+            "SHELL": "/bin/bash",
+            "PATH": _PATH,
+            "LANG": "C.UTF-8",
+            "TERM": os.environ.get("TERM", "xterm") if interactive else "dumb",
+            "PAGER": "cat",
+            "GIT_PAGER": "cat",
+        }
+
+    def _argv(self, command: list[str], interactive: bool = False) -> list[str]:
+        assert self.state_dir is not None
+        if self.launcher == "unshare":
+            return self._unshare_argv(command)
+        argv = ["bwrap", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox", "--die-with-parent"]
+        if not self.allow_network:
+            argv.append("--unshare-net")
+        if not interactive:
+            argv.append("--new-session")
+        argv += ["--bind", str(self.root), "/"]
+        for name, target in _host_layout():
+            if target is None:
+                argv += ["--ro-bind", f"/{name}", f"/{name}"]
+        argv += ["--ro-bind", str(self.state_dir / "passwd"), "/etc/passwd"]
+        argv += ["--ro-bind", str(self.state_dir / "group"), "/etc/group"]
+        argv += ["--proc", "/proc", "--dev", "/dev", "--", *command]
+        return argv
+
+    def _unshare_argv(self, command: list[str]) -> list[str]:
+        """``unshare`` does what bwrap would: mounts set up with the user namespace's capabilities, then a
+        chroot, then every capability dropped before the shell runs."""
+        assert self.state_dir is not None
+        root = quote(str(self.root))
+        mounts = [f"mount --rbind {root} {root}"]
+        for name, target in _host_layout():
+            if target is None:
+                mounts.append(f"mount --rbind /{name} {root}/{name} && mount -o remount,bind,ro {root}/{name}")
+        for name in ("passwd", "group"):
+            mounts.append(f"mount --bind {quote(str(self.state_dir / name))} {root}/etc/{name}")
+        mounts += [f"mount -t proc proc {root}/proc", f"mount --rbind /dev {root}/dev", "hostname sandbox"]
+        drop = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        script = " && ".join(mounts) + f" && exec chroot {root} " + " ".join(map(quote, [*drop, "--", *command]))
+        argv = ["setpriv", "--pdeathsig=KILL", "unshare", "--user", f"--map-user={SANDBOX_UID}"]
+        argv += [f"--map-group={SANDBOX_UID}", "--keep-caps", "--mount", "--propagation=private"]
+        argv += ["--pid", "--fork", "--kill-child", "--ipc", "--uts"]
+        if not self.allow_network:
+            argv.append("--net")
+        return [*argv, "--", "/bin/sh", "-c", script]
+
+    def _spawn_kwargs(self, interactive: bool = False) -> dict[str, object]:
+        kwargs: dict[str, object] = {"env": self._env(interactive)}
+        if self._as_root:
+            kwargs.update(user=NOBODY, group=NOBODY, extra_groups=[])
+        return kwargs
+
+    async def _open_shell(self) -> ShellStream:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv(["bash", "--noprofile", "--norc"]),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                limit=_READ_CHUNK,
+                **self._spawn_kwargs(),
+            )
+        except OSError as err:
+            raise SandboxError(f"could not start {self.launcher}: {err}") from err
+        self._proc = proc
+        return _ProcessStream(proc)
+
+    async def _kill_started_since(self, ticks: int) -> int:
+        if self._proc is None:
+            return 0
+        inside = procs.descendants(self._proc.pid)
+        shell = next((pid for pid in inside if procs.namespace_pid(pid) == self.shell_pid), None)
+        keep = set(procs.ancestors(shell)) if shell is not None else set()
+        pids = [pid for pid in inside if pid not in keep and (procs.start_ticks(pid) or 0) >= ticks]
+        procs.kill(pids)
+        await procs.wait_gone(pids, 1.0)
+        return len(pids)
+
+    async def _kill_all_processes(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        pids = procs.descendants(proc.pid)
+        procs.kill([proc.pid, *pids])
+        await proc.wait()
+        await procs.wait_gone(pids)
+
+    async def attach(self) -> int:
+        if self._shell is None:
+            raise SandboxError("the sandbox is not running (start() it first)")
+        setup = bootstrap(self.config.workdir, self._limits(), fold_stderr=False)
+        proc = await asyncio.create_subprocess_exec(
+            *self._argv(["bash", "-c", setup + "exec bash --norc -i"], interactive=True),
+            **self._spawn_kwargs(interactive=True),
+        )
+        return await proc.wait()
+
+    # ---- files -------------------------------------------------------------------------------------------
+
+    def _fs(self) -> RootFS:
+        owner = NOBODY if self._as_root else None
+        return RootFS(self.root, owner, owner)
+
+    @staticmethod
+    def _host_area(path: str) -> bool:
+        """Whether ``path`` lies in a read-only host directory (``/usr``, ``/etc``, …)."""
+        top = path.strip("/").split("/", 1)[0]
+        return any(top == name for name, _ in _host_layout())
+
+    async def upload(self, source: Path | bytes, dest: str) -> None:
+        if not dest.startswith("/"):
+            raise ValueError(f"upload destination must be absolute: {dest!r}")
+        if self._host_area(dest) or dest.strip("/").split("/", 1)[0] in ("proc", "dev"):
+            raise ValueError(f"{dest} is read-only in the local sandbox")
+        if isinstance(source, Path) and not source.exists():
+            raise FileNotFoundError(source)
+        await asyncio.to_thread(self._fs().write, source, dest)
+
+    async def download(self, source: str) -> bytes:
+        if not source.startswith("/"):
+            raise ValueError(f"download source must be absolute: {source!r}")
+        if self._host_area(source):
+            return await asyncio.to_thread(Path(source).read_bytes)
+        return await asyncio.to_thread(self._fs().read, source)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a sandbox directory, also where the sandbox user took the owner's permissions away."""
+
+    def retry(func: Callable[[str], object], failed: str, _exc: object) -> None:
+        if not os.path.lexists(failed):
+            return
+        os.chmod(os.path.dirname(failed), stat.S_IRWXU)
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            os.chmod(failed, stat.S_IRWXU)
+            shutil.rmtree(failed, onerror=retry)
+        else:
+            func(failed)
+
+    if path.exists():
+        shutil.rmtree(path, onerror=retry)

@@ -1,0 +1,80 @@
+"""Who owns a sandbox resource: the run's label and the owning process, so that leftovers can be found.
+
+Every local sandbox directory is named ``<label>.<pid>-<start>.<random>`` under :func:`state_root`, and
+every container and image carries the labels :data:`LABEL_KEY` (the run's label) and :data:`OWNER_KEY`
+(``host:pid:start``). A resource whose owning process is gone (same pid with another start time means a
+reused pid) is garbage; :mod:`echo_rl.sandbox.gc` removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from echo_rl.sandbox.procs import start_ticks
+
+LABEL_KEY = "echo-rl.label"
+OWNER_KEY = "echo-rl.owner"
+_LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+
+
+def check_label(label: str) -> str:
+    """Return ``label`` if it is a valid run label (letters, digits, ``_``, ``-``; at most 64)."""
+    if not _LABEL.match(label):
+        raise ValueError(f"invalid sandbox label {label!r}: use letters, digits, '_' and '-' (at most 64)")
+    return label
+
+
+def state_root() -> Path:
+    """Where local sandbox directories live: ``$ECHO_RL_SANDBOX_ROOT``, or a per-user folder in the
+    system temp directory."""
+    configured = os.environ.get("ECHO_RL_SANDBOX_ROOT")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"echo-rl-sandboxes-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A process that owns sandboxes, identified across pid reuse by its start time."""
+
+    host: str
+    pid: int
+    start: int
+
+    @classmethod
+    def current(cls) -> Owner:
+        pid = os.getpid()
+        return cls(socket.gethostname(), pid, start_ticks(pid) or 0)
+
+    def is_alive(self) -> bool:
+        """False only when the owner is certainly gone: on this host, and its pid is dead or reused."""
+        if self.host != socket.gethostname():
+            return True
+        return start_ticks(self.pid) == self.start
+
+    def tag(self) -> str:
+        """The value of the :data:`OWNER_KEY` label."""
+        return f"{self.host}:{self.pid}:{self.start}"
+
+    @classmethod
+    def from_tag(cls, tag: str) -> Owner | None:
+        """Parse an :data:`OWNER_KEY` label value (None if malformed)."""
+        parts = tag.rsplit(":", 2)
+        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+            return None
+        return cls(parts[0], int(parts[1]), int(parts[2]))
+
+    def dir_name(self, label: str, unique: str) -> str:
+        """The name of a local sandbox directory of this owner."""
+        return f"{label}.{self.pid}-{self.start}.{unique}"
+
+    @classmethod
+    def from_dir_name(cls, name: str) -> tuple[str, Owner] | None:
+        """``(label, owner)`` of a local sandbox directory name, or None if it is not one."""
+        match = re.fullmatch(r"([A-Za-z0-9_-]+)\.(\d+)-(\d+)\.[0-9a-f]+", name)
+        if match is None:
+            return None
+        return match[1], cls(socket.gethostname(), int(match[2]), int(match[3]))
