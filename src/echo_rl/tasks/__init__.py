@@ -1,0 +1,1 @@
+"""Tasks: the Harbor task model and IO, procedural families, the verifier, corpora and quality gates."""

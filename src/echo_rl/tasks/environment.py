@@ -1,0 +1,72 @@
+"""Bring a task's initial state up in a sandbox, for the episode loop, the oracle and the checks.
+
+    sandbox = await open_task_sandbox(task, cfg.sandbox, label="run-3")
+    try: ... finally: await sandbox.stop()
+
+Local backend: a fresh :class:`~echo_rl.sandbox.local.LocalSandbox`, then the task's
+``environment/setup.sh`` runs in its workdir (a task without one cannot run locally: a one-line
+:class:`UserError`). Container backend: the task's ``environment/`` folder is built as an image (cached by
+content) and a :class:`~echo_rl.sandbox.container.ContainerSandbox` starts from it. Any failure to bring
+the state up is a :class:`SandboxError` (an ``infra_error``), and a half-started sandbox is stopped.
+"""
+
+from __future__ import annotations
+
+from echo_rl.config import SandboxConfig
+from echo_rl.errors import UserError
+from echo_rl.sandbox.base import Sandbox, SandboxError
+from echo_rl.tasks.task import Task
+
+SETUP_PATH = "/tmp/echo-rl-setup.sh"
+DEFAULT_BUILD_TIMEOUT_S = 600.0
+
+
+def check_runnable(task: Task, cfg: SandboxConfig) -> None:
+    """Raise a one-line :class:`UserError` when ``task`` cannot run on ``cfg``'s backend."""
+    if cfg.backend == "local" and task.setup_script is None:
+        raise UserError(
+            "has no environment/setup.sh, which the local backend needs (use sandbox.backend=container)",
+            where=f"task {task.name}",
+        )
+    if cfg.backend == "container" and "environment/Dockerfile" not in task.files:
+        raise UserError("has no environment/Dockerfile, which the container backend needs", where=f"task {task.name}")
+
+
+async def _setup_local(task: Task, sandbox: Sandbox, cfg: SandboxConfig) -> None:
+    await sandbox.upload((task.setup_script or "").encode(), SETUP_PATH)
+    timeout = task.build_timeout_s or DEFAULT_BUILD_TIMEOUT_S
+    result = await sandbox.exec(
+        f"bash {SETUP_PATH}; status=$?; rm -f {SETUP_PATH}; (exit $status)",
+        timeout_s=timeout,
+        cwd=cfg.workdir,
+    )
+    if result.timed_out or result.exit_code != 0:
+        tail = " | ".join(result.output.strip().splitlines()[-3:])
+        raise SandboxError(f"task {task.name}: setup.sh failed (exit {result.exit_code}): {tail}")
+
+
+async def open_task_sandbox(task: Task, cfg: SandboxConfig, label: str = "echo-rl") -> Sandbox:
+    """A started sandbox holding ``task``'s initial state, its shell in the task's workdir. The caller
+    stops it. Raises :class:`SandboxError` on infrastructure failure, :class:`UserError` when the task
+    cannot run on the configured backend."""
+    check_runnable(task, cfg)
+    if task.workdir and task.workdir != cfg.workdir:
+        cfg = cfg.model_copy(update={"workdir": task.workdir})
+    allow_network = cfg.allow_network and task.allow_internet
+    sandbox: Sandbox
+    if cfg.backend == "local":
+        from echo_rl.sandbox.local import LocalSandbox
+
+        sandbox = LocalSandbox(cfg, allow_network=allow_network, label=label)
+    else:
+        from echo_rl.tasks.images import task_sandbox
+
+        sandbox = await task_sandbox(task, cfg, allow_network=allow_network, label=label)
+    try:
+        await sandbox.start()
+        if cfg.backend == "local":
+            await _setup_local(task, sandbox, cfg)
+    except BaseException:
+        await sandbox.stop()
+        raise
+    return sandbox

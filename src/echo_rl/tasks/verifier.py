@@ -1,0 +1,143 @@
+"""Run a task's verifier in the sandbox the agent used, and read the reward it wrote (method §5).
+
+    result = await verify(task, sandbox, timeout_s=120)   # never raises
+    result.reward, result.outcome, result.reason
+
+Order (issue 10.2, rewards cannot be forged):
+
+1. ``reset_processes()`` — nothing the agent left running survives;
+2. ``/logs/verifier`` and ``/tests`` are emptied and recreated;
+3. ``tests/`` is uploaded to ``/tests`` — only now, after the agent has finished;
+4. ``test.sh`` runs under a clean environment (fixed PATH, no rc files) with the verifier timeout;
+5. ``reset_processes()`` again, then the reward is read from the files test.sh wrote in this run:
+   ``/logs/verifier/reward.json`` (a flat object of numbers with a ``reward`` key) or, failing that,
+   ``/logs/verifier/reward.txt`` (one number).
+
+Outcomes (issue 10.1): ``solved`` when reward ≥ 1; ``failed`` when the verifier ran and said no — reward
+below 1, a missing, empty or unparsable reward file, test.sh exiting non-zero without a reward;
+``infra_error`` (reward 0) when the sandbox failed (test.sh could not be started, the shell or engine
+died) or test.sh timed out. Anything the agent could have caused while test.sh still ran to completion is
+``failed``, never ``infra_error``: infra errors are excluded from training groups, so a policy must not be
+able to escape a bad reward by breaking the verifier.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from echo_rl.sandbox.base import Sandbox, SandboxError
+from echo_rl.tasks.task import Task
+
+VerifierOutcome = Literal["solved", "failed", "infra_error"]
+LOGS = "/logs/verifier"
+TESTS = "/tests"
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# A fresh shell for test.sh: no inherited variables (BASH_ENV, PATH…), no rc files the agent could edit.
+RUN_TESTS = (
+    f"/usr/bin/env -i PATH={SAFE_PATH} HOME=/root LC_ALL=C.UTF-8 /bin/bash --noprofile --norc {TESTS}/test.sh"
+)
+
+
+@dataclass(frozen=True)
+class VerifierResult:
+    reward: float
+    outcome: VerifierOutcome
+    reason: str
+    duration_s: float
+    output: str = ""  # test.sh's output, tail
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class _Failed(Exception):
+    """The verifier ran and the task is not solved (reason in args[0])."""
+
+
+class _Infra(Exception):
+    """The verifier could not run (reason in args[0])."""
+
+
+def _parse_reward(name: str, data: bytes) -> float:
+    """The reward in ``reward.json``/``reward.txt`` content; raises ``_Failed`` naming the problem."""
+    text = data.decode("utf-8", errors="replace").strip()
+    if not text:
+        raise _Failed(f"{name} is empty")
+    if name == "reward.json":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise _Failed("reward.json is not JSON") from None
+        if not isinstance(value, dict) or "reward" not in value:
+            raise _Failed("reward.json has no 'reward' key")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()):
+            raise _Failed("reward.json is not a flat object of numbers")
+        reward = float(value["reward"])
+    else:
+        try:
+            reward = float(text)
+        except ValueError:
+            raise _Failed(f"reward.txt holds {text[:30]!r}, not a number") from None
+    if not math.isfinite(reward):
+        raise _Failed(f"{name} holds a non-finite reward")
+    return reward
+
+
+async def _read_reward(sandbox: Sandbox) -> tuple[str, bytes] | None:
+    for name in ("reward.json", "reward.txt"):
+        try:
+            return name, await sandbox.download(f"{LOGS}/{name}")
+        except FileNotFoundError:
+            continue
+    return None
+
+
+async def _run(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | None) -> tuple[float, str]:
+    await sandbox.reset_processes()
+    prepared = await sandbox.exec(
+        f"rm -rf {LOGS} {TESTS} && mkdir -p {LOGS} {TESTS}", timeout_s=min(timeout_s, 30.0)
+    )
+    if prepared.exit_code != 0:
+        raise _Failed(f"could not reset {LOGS} and {TESTS}: {prepared.output.strip()[-200:]}")
+    for rel, data in sorted(task.subtree("tests").items()):
+        await sandbox.upload(data, f"{TESTS}/{rel}")
+    executables = sorted(path.removeprefix("tests/") for path in task.executables if path.startswith("tests/"))
+    if executables:
+        await sandbox.exec(f"cd {TESTS} && chmod +x -- " + " ".join(shlex.quote(p) for p in executables))
+    result = await sandbox.exec(RUN_TESTS, timeout_s=timeout_s, cwd=workdir)
+    output = result.output[-2000:]
+    if result.timed_out:
+        raise _Infra(f"verifier timed out after {timeout_s:g}s")
+    await sandbox.reset_processes()
+    found = await _read_reward(sandbox)
+    if found is None:
+        if result.exit_code != 0:
+            raise _Failed(f"test.sh exited {result.exit_code} without writing a reward")
+        raise _Failed("test.sh wrote no reward file")
+    return _parse_reward(*found), output
+
+
+async def verify(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | None = None) -> VerifierResult:
+    """Verify the sandbox's final state. Never raises: failures become ``failed`` or ``infra_error``
+    results with a reason. ``workdir`` (default: the task's, else the sandbox's) is test.sh's cwd."""
+    start = time.monotonic()
+    output = ""
+    try:
+        reward, output = await _run(task, sandbox, timeout_s, workdir or task.workdir)
+        outcome: VerifierOutcome = "solved" if reward >= 1.0 else "failed"
+        last = output.strip().splitlines()[-1:] if outcome == "failed" else []
+        reason = f"reward {reward:g}" + "".join(f": {line[:200]}" for line in last)
+    except _Failed as err:
+        reward, outcome, reason = 0.0, "failed", str(err)
+    except _Infra as err:
+        reward, outcome, reason = 0.0, "infra_error", str(err)
+    except SandboxError as err:
+        reward, outcome, reason = 0.0, "infra_error", f"sandbox error: {err}"
+    except Exception as err:  # noqa: BLE001 - a verifier must never kill a training run
+        reward, outcome, reason = 0.0, "infra_error", f"verifier crashed: {type(err).__name__}: {err}"
+    return VerifierResult(reward, outcome, reason, time.monotonic() - start, output)

@@ -1,0 +1,111 @@
+"""Episodes without a policy — reference replay, oracle (solve.sh), no-op — the solvability filter, and
+backend parity: the exported Dockerfile reproduces the local initial state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from echo_rl.errors import UserError
+from echo_rl.tasks.environment import open_task_sandbox
+from echo_rl.tasks.families import generate
+from echo_rl.tasks.quality import solvability_filter
+from echo_rl.tasks.replay import record_reference, run_noop, run_oracle
+
+PARITY_FAMILIES = ("git_log_find", "archive_extract", "python_fix", "permissions")
+
+
+async def replay(task, cfg) -> list[tuple[str, str, int]]:
+    sandbox = await open_task_sandbox(task, cfg, label="test-tasks")
+    try:
+        return [(s.command, s.result.output, s.result.exit_code) for s in await record_reference(task, sandbox)]
+    finally:
+        await sandbox.stop()
+
+
+def test_record_reference_returns_real_observations(local_cfg):
+    task = generate("pointer_chase", 4)
+    steps = asyncio.run(replay(task, local_cfg))
+    assert [command for command, _, _ in steps] == task.reference_commands
+    first, second, third = steps
+    target = first[1].split()[-1]
+    assert first[1].startswith("The code is in notes/") and second[0] == f"cat {target}"
+    code = second[1].split()[-1]
+    assert third == (f"echo {code} > answer.txt", "", 0), "the value read in one turn is used in the next"
+
+
+def test_oracle_runs_solve_sh_and_noop_fails(local_cfg):
+    async def main():
+        tasks = [generate(name, 7) for name in ("git_branch", "config_edit", "disk_usage")]
+        return await asyncio.gather(*(run(t, local_cfg) for t in tasks for run in (run_oracle, run_noop)))
+
+    results = asyncio.run(main())
+    assert [r.outcome for r in results] == ["solved", "failed"] * 3, results
+
+
+def test_task_without_setup_cannot_run_locally(make_task, local_cfg):
+    task = make_task("true\n")
+    del task.files["environment/setup.sh"]
+    with pytest.raises(UserError, match="has no environment/setup.sh"):
+        asyncio.run(open_task_sandbox(task, local_cfg))
+    with pytest.raises(UserError, match="has no per-turn reference solution"):
+        asyncio.run(record_reference(task, None))
+
+
+def test_solvability_filter_keeps_what_a_policy_solves(local_cfg):
+    """Two real 'policies': the oracle solves everything, the no-op agent nothing; k attempts each."""
+    tasks = [generate("csv_lookup", seed) for seed in range(3)]
+
+    async def oracle_policy(task):
+        return [(await run_oracle(task, local_cfg)).outcome == "solved" for _ in range(2)]
+
+    def lazy_policy(task):
+        return [False, False]
+
+    kept = asyncio.run(solvability_filter(tasks, oracle_policy, concurrency=2))
+    assert kept.kept == tasks and kept.attempts["csv_lookup-0"] == [True, True]
+    dropped = asyncio.run(solvability_filter(tasks, lazy_policy))
+    assert dropped.kept == [] and dropped.dropped == tasks
+    strict = asyncio.run(solvability_filter(tasks, lambda t: [t.name.endswith("1"), True], min_solved=2))
+    assert [t.name for t in strict.kept] == ["csv_lookup-1"]
+
+
+@pytest.mark.container
+def test_container_image_reproduces_the_local_state(local_cfg, container_cfg):
+    """Replaying the reference in the exported image gives the same observations as in the local
+    sandbox, and the verifier passes there too (oracle) and fails on the untouched state (no-op)."""
+
+    async def main():
+        tasks = [generate(name, 2) for name in PARITY_FAMILIES]
+        local = await asyncio.gather(*(replay(t, local_cfg) for t in tasks))
+        container = await asyncio.gather(*(replay(t, container_cfg) for t in tasks))
+        verdicts = await asyncio.gather(*(run(t, container_cfg) for t in tasks for run in (run_oracle, run_noop)))
+        return local, container, verdicts
+
+    local, container, verdicts = asyncio.run(main())
+    for name, a, b in zip(PARITY_FAMILIES, local, container):
+        assert a == b, name
+    assert [v.outcome for v in verdicts] == ["solved", "failed"] * len(PARITY_FAMILIES), verdicts
+
+
+@pytest.mark.container
+def test_a_plain_harbor_task_runs_on_the_container_backend(container_cfg, make_task):
+    """A Harbor task with only a Dockerfile (no setup.sh): built, solved by solve.sh, verified in /app."""
+    task = make_task(
+        "#!/bin/bash\n[ \"$(cat /app/out.txt)\" = \"$(cat /app/in.txt)!\" ] && r=1 || r=0\n"
+        "echo $r > /logs/verifier/reward.txt\n",
+        files={
+            "environment/Dockerfile": b"FROM debian:bookworm-slim\nWORKDIR /app\nRUN echo hello > /app/in.txt\n",
+            "solution/solve.sh": b"#!/bin/bash\necho \"$(cat in.txt)!\" > out.txt\n",
+        },
+    )
+    del task.files["environment/setup.sh"]
+    task.config["environment"] = {}
+    assert task.workdir == "/app"
+
+    async def main():
+        return await asyncio.gather(run_oracle(task, container_cfg), run_noop(task, container_cfg))
+
+    oracle, noop = asyncio.run(main())
+    assert (oracle.outcome, noop.outcome) == ("solved", "failed"), (oracle, noop)
