@@ -10,13 +10,22 @@ Roles (method §2; the objective selects its terms from them):
               the paper's O' (env-only targets). O = WARNING ∪ ENV.
 
 ``logprobs[i]`` is the log-probability the sampler gave ``token_ids[i]`` for ACTION tokens and 0.0
-elsewhere. Invariant: ``len(token_ids) == len(roles) == len(logprobs)``.
+elsewhere (0.0 also for actions of samplers that give none: text backends, expert transcripts).
+``meta["sampler_logprobs"]`` is True when they are the transformers backend's values, i.e. the trainer's
+temperature-scaled full-vocabulary distribution (see :mod:`echo_rl.rollout.policy.base`).
+Invariant: ``len(token_ids) == len(roles) == len(logprobs)``.
+
+Files: :func:`save_trajectories` / :func:`load_trajectories` write and read ``.jsonl`` (one trajectory per
+line) or ``.parquet``; a reload is exact (``==`` the saved objects).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Literal
 
 Outcome = Literal["solved", "failed", "agent_limit", "infra_error"]
@@ -40,12 +49,12 @@ Span = tuple[int, int]  # [start, end) token indices
 class Turn:
     """One assistant turn and the observation that answered it (spans index ``Trajectory.token_ids``)."""
 
-    action_span: Span
-    action_text: str
+    action_span: Span  # sampled tokens, the end-of-turn token included
+    action_text: str  # decoded action without the end-of-turn token: what the parser read
     command: str | None = None
     done: bool = False
     warnings: list[str] = field(default_factory=list)
-    observation_span: Span | None = None  # whole observation message, template wrapper included
+    observation_span: Span | None = None  # whole observation message: wrapper and next generation prompt
     warning_span: Span | None = None
     env_span: Span | None = None
     output: str = ""  # terminal output as shown to the agent (after truncation)
@@ -57,6 +66,11 @@ class Turn:
     def parse_ok(self) -> bool:
         """True when the harness found nothing to warn about in the action."""
         return not self.warnings
+
+    @property
+    def rejected(self) -> bool:
+        """The harness ran nothing for this action: no command and not a done call."""
+        return self.command is None and not self.done
 
 
 @dataclass
@@ -94,7 +108,9 @@ class Trajectory:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trajectory:
-        data = dict(data)
+        """Inverse of :meth:`to_dict`; keys that are not fields (e.g. a decoded ``text``) are ignored."""
+        known = {f.name for f in fields(cls)}
+        data = {key: value for key, value in data.items() if key in known}
         turns = []
         for turn in data.pop("turns", []):
             turn = dict(turn)
@@ -103,3 +119,49 @@ class Trajectory:
                     turn[key] = tuple(turn[key])
             turns.append(Turn(**turn))
         return cls(turns=turns, **data)
+
+
+_JSON_COLUMNS = ("turns", "timings", "meta")  # nested, free-form: stored as JSON text in parquet
+
+
+def save_trajectories(path: str | Path, trajectories: Iterable[Trajectory]) -> None:
+    """Write ``trajectories`` to ``path`` (``.parquet``, else jsonl) atomically."""
+    from echo_rl.rundir import atomic_write_bytes
+
+    path = Path(path)
+    records = [t.to_dict() for t in trajectories]
+    if path.suffix != ".parquet":
+        atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in records).encode())
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for record in records:
+        for key in _JSON_COLUMNS:
+            record[key] = json.dumps(record[key])
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(records), sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
+def load_trajectories(path: str | Path) -> list[Trajectory]:
+    """Read a file written by :func:`save_trajectories` (or any jsonl of :meth:`Trajectory.to_dict`
+    records). Raises :class:`~echo_rl.errors.UserError` for a missing or malformed file."""
+    from echo_rl.errors import UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("no such trajectory file", where=str(path))
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            records = pq.read_table(path).to_pylist()
+            for record in records:
+                for key in _JSON_COLUMNS:
+                    record[key] = json.loads(record[key])
+        else:
+            records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [Trajectory.from_dict(record) for record in records]
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        raise UserError(f"not a trajectory file ({type(err).__name__}: {err})", where=str(path)) from None

@@ -1,0 +1,105 @@
+"""Expert transcripts: the reference solution as a trajectory, with the terminal's real outputs.
+
+    trajectory = expert_transcript(task, steps, chat, verifier_result)     # steps from record_reference
+    trajectories = await record_expert_transcripts(tasks, chat, cfg)        # sandbox + replay + verify
+
+Each reference command becomes one action written in the harness's action format (with a fixed think
+block when the harness requires one) followed by the end-of-turn token — ACTION tokens with log-prob
+0.0 — and its real :class:`~echo_rl.sandbox.base.ExecResult` becomes the observation, built by the same
+:class:`~echo_rl.rollout.transcript.TranscriptBuilder` as a sampled episode. A final done call closes the
+transcript. Used for SFT and for the fixed off-policy held-out env-CE set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from echo_rl.config import RunConfig
+from echo_rl.harness.chat import ChatFormat
+from echo_rl.harness.parse import parse_action
+from echo_rl.harness.render import render_action
+from echo_rl.rollout.episode import retry_delay
+from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.rollout.transcript import TranscriptBuilder
+from echo_rl.sandbox.base import SandboxError
+from echo_rl.tasks.environment import open_task_sandbox
+from echo_rl.tasks.replay import ReferenceStep, record_reference
+from echo_rl.tasks.task import Task
+from echo_rl.tasks.verifier import VerifierResult, verify
+
+EXPERT_THINK = "I will run the next step of the plan."
+
+
+def expert_transcript(
+    task: Task,
+    steps: Sequence[ReferenceStep],
+    chat: ChatFormat,
+    verifier: VerifierResult,
+    *,
+    max_output_chars: int = 50_000,
+    command_timeout_s: float | None = None,
+) -> Trajectory:
+    """The trajectory of ``steps`` (commands with their recorded results) ending in a done call, with
+    ``verifier``'s reward and outcome."""
+    think = EXPERT_THINK if chat.require_think else None
+    builder = TranscriptBuilder(chat, task.instruction, max_output_chars=max_output_chars)
+    eot = [chat.eot_id] if chat.eot_id is not None else []
+    for command, result in [*((step.command, step.result) for step in steps), (None, None)]:
+        text = render_action(chat.action_format, command, think)
+        turn = builder.add_action(chat.tokenizer.encode(text, add_special_tokens=False) + eot, None)
+        pieces = builder.observe(
+            turn, parse_action(turn.action_text, chat.action_format, chat.require_think), result, command_timeout_s
+        )
+        if pieces:
+            builder.append(turn, pieces)
+    return builder.build(
+        task.name,
+        reward=verifier.reward,
+        outcome=verifier.outcome,
+        verifier_reason=verifier.reason,
+        stop_reason="done",
+        family=task.family,
+        meta={"expert": True, "sampler_logprobs": False},
+    )
+
+
+async def record_expert_transcripts(
+    tasks: Sequence[Task],
+    chat: ChatFormat,
+    cfg: RunConfig,
+    *,
+    label: str = "echo-rl-expert",
+    concurrency: int | None = None,
+) -> list[Trajectory]:
+    """Replay each task's reference solution in a fresh sandbox, verify it and build its transcript.
+    Tasks whose sandbox failed (after ``sandbox.infra_retries`` retries) are left out."""
+    slots = asyncio.Semaphore(concurrency or cfg.sandbox.pool_size)
+
+    async def one(task: Task) -> Trajectory | None:
+        for attempt in range(cfg.sandbox.infra_retries + 1):
+            await asyncio.sleep(retry_delay(cfg.sandbox, attempt))
+            async with slots:
+                try:
+                    sandbox = await open_task_sandbox(task, cfg.sandbox, label=label)
+                except SandboxError:
+                    continue
+                try:
+                    steps = await record_reference(task, sandbox, cfg.sandbox.command_timeout_s)
+                    result = await verify(task, sandbox, task.verifier_timeout_s or cfg.episode.verifier_timeout_s)
+                except SandboxError:
+                    continue
+                finally:
+                    await sandbox.stop()
+            if result.outcome != "infra_error":
+                return expert_transcript(
+                    task,
+                    steps,
+                    chat,
+                    result,
+                    max_output_chars=cfg.harness.max_output_chars,
+                    command_timeout_s=cfg.sandbox.command_timeout_s,
+                )
+        return None
+
+    return [t for t in await asyncio.gather(*(one(task) for task in tasks)) if t is not None]

@@ -1,0 +1,106 @@
+"""The policy interface every sampling backend implements.
+
+    gens = policy.generate(prompts, max_new_tokens=[512, 300], temperature=0.8, stop_token_ids={eot})
+
+``prompts`` are token ids (the episode's whole context so far); each :class:`Generation` holds the ids
+the backend sampled, the end-of-turn token included when it stopped on one.
+
+Recorded log-probs (issue 10.4). ``Generation.logprobs[i]`` is log softmax(logits / T) of the sampled
+token over the FULL vocabulary, T the sampling temperature (T = 1 for greedy decoding, temperature 0) —
+the distribution the trainer recomputes (temperature-scaled log-softmax), so sampler and trainer agree
+up to floating-point error. With top-p / top-k the token is drawn from the truncated, renormalised
+distribution, yet the recorded value stays the untruncated one: the importance ratio π_train/π_sample
+then ignores the truncation (a small bias towards truncated-away tokens, the usual practice of RL
+trainers). Backends that cannot give these numbers say so (see each backend).
+"""
+
+from __future__ import annotations
+
+import abc
+import queue
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled continuation. ``finish_reason`` is ``stop`` when it ended on a stop token (kept as the
+    last id; text backends: the server's stop, token not included) and ``length`` at ``max_new_tokens``.
+    ``logprobs`` is None for backends that give none."""
+
+    token_ids: list[int]
+    logprobs: list[float] | None
+    finish_reason: FinishReason
+
+
+@dataclass
+class Request:
+    """One prompt handed to :meth:`Policy.serve`; ``reply`` receives its Generation (or the exception
+    that failed it) exactly once, from the serving thread."""
+
+    prompt: list[int]
+    limit: int
+    reply: Callable[[Generation | BaseException], None]
+    settled: bool = field(default=False, repr=False)
+
+    def settle(self, result: Generation | BaseException) -> None:
+        """Answer the request (later answers are ignored)."""
+        if not self.settled:
+            self.settled = True
+            self.reply(result)
+
+
+class Policy(abc.ABC):
+    """A sampler over token ids. Implementations are used from one thread at a time."""
+
+    #: True when :meth:`serve` is implemented (continuous batching).
+    continuous: bool = False
+
+    #: True when :attr:`Generation.logprobs` are exactly the distribution of the module docstring
+    #: (False: none, or another distribution such as vLLM's processed one).
+    exact_logprobs: bool = True
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int | Sequence[int],
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        stop_token_ids: Collection[int] = (),
+        conversations: Sequence[list[dict[str, str]]] | None = None,
+    ) -> list[Generation]:
+        """Continue every prompt in one batched call. ``max_new_tokens`` is one limit or one per prompt;
+        ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 disable truncation. ``conversations``
+        (the same episodes as chat messages) is read only by chat-API backends."""
+
+    def serve(
+        self,
+        inbox: queue.Queue[Request | None],
+        *,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        stop_token_ids: Collection[int] = (),
+        batch_sizes: list[int] | None = None,
+    ) -> None:
+        """Continuous batching, run on a worker thread until ``None`` arrives in ``inbox``: requests that
+        arrive join the rows being decoded at the next step, and each is answered as soon as its own row
+        finishes. ``batch_sizes`` records the rows of every forward pass."""
+        raise NotImplementedError(f"{type(self).__name__} has no continuous batching")
+
+    def close(self) -> None:
+        """Release what the backend holds (servers, engines). Idempotent."""
+
+
+def per_prompt(max_new_tokens: int | Sequence[int], n: int) -> list[int]:
+    """``max_new_tokens`` as one limit per prompt."""
+    limits = [max_new_tokens] * n if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    if len(limits) != n:
+        raise ValueError(f"{len(limits)} token limits for {n} prompts")
+    return limits

@@ -1,0 +1,200 @@
+"""The rows a transformers model decodes together (continuous batching).
+
+A :class:`DecodeBatch` holds, for every row being generated: the KV cache (one batch cache, rows
+left-padded to a common length), the attention mask over the cached positions, and the next token to
+feed with its position. :meth:`DecodeBatch.admit` prefills new prompts — only their tokens the prefix
+cache does not already hold — samples their first token and merges them into the batch;
+:meth:`DecodeBatch.step` feeds every row its next token and samples the one after. A row that samples a
+stop token or reaches its limit leaves at once: its Generation is delivered, its keys and values go to
+the prefix cache for the episode's next turn, and its cache row is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from transformers import DynamicCache
+
+from echo_rl.rollout.policy.base import Generation, Request
+from echo_rl.rollout.policy.kvcache import LayerKV, cache_from, layers, row_kv
+
+if TYPE_CHECKING:
+    from echo_rl.rollout.policy.hf import TransformersPolicy
+
+
+@dataclass
+class _Row:
+    request: Request
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _State:
+    """Tensors of a set of rows: cache [B, kv_heads, T, head_dim] per layer, mask [B, T] over the cached
+    positions, next tokens [B] and their positions [B]."""
+
+    rows: list[_Row]
+    cache: DynamicCache
+    mask: torch.Tensor
+    tokens: torch.Tensor
+    positions: torch.Tensor
+
+
+class DecodeBatch:
+    def __init__(
+        self,
+        policy: TransformersPolicy,
+        *,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        stop_token_ids: Collection[int],
+        batch_sizes: list[int] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.stops = torch.tensor(sorted(stop_token_ids), dtype=torch.long, device=policy.device)
+        self.batch_sizes = batch_sizes if batch_sizes is not None else []
+        self.state: _State | None = None
+
+    @property
+    def rows(self) -> list[_Row]:
+        return self.state.rows if self.state is not None else []
+
+    def admit(self, requests: list[Request]) -> None:
+        """Prefill ``requests`` and merge the unfinished ones into the batch."""
+        for request in requests:
+            if request.limit <= 0:
+                request.settle(Generation([], [], "length"))
+        requests = [r for r in requests if r.limit > 0]
+        if not requests:
+            return
+        ids, mask, positions, cache = self.policy.prefill_inputs([r.prompt for r in requests])
+        cache, logits = self._forward(ids, mask, positions, cache)
+        tokens, logprobs = self._sample(logits)
+        lengths = torch.tensor([len(r.prompt) for r in requests], device=mask.device)  # next tokens' positions
+        self._merge(self._advance(_State([_Row(r) for r in requests], cache, mask, tokens, lengths), logprobs))
+
+    def step(self) -> None:
+        """Feed every row its next token; sample, deliver finished rows, drop them."""
+        s = self.state
+        assert s is not None
+        mask = torch.cat([s.mask, s.mask.new_ones(len(s.rows), 1)], dim=1)
+        s.cache, logits = self._forward(s.tokens[:, None], mask, s.positions[:, None], s.cache)
+        s.mask = mask
+        s.tokens, logprobs = self._sample(logits)
+        s.positions = s.positions + 1
+        self.state = self._advance(s, logprobs)
+
+    def fail(self, error: BaseException) -> None:
+        """Answer every row with ``error`` and empty the batch."""
+        for row in self.rows:
+            row.request.settle(error)
+        self.state = None
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: DynamicCache | None
+    ) -> tuple[DynamicCache, torch.Tensor]:
+        self.batch_sizes.append(ids.shape[0])
+        p = self.policy
+        out = p.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{p.cache_arg: cache},
+        )
+        return out[p.cache_arg], out.logits[:, -1].float()
+
+    def _sample(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token per row and log softmax(logits / T) of it (T = 1 when greedy)."""
+        if self.temperature == 0:
+            token = logits.argmax(-1)
+            return token, logits.log_softmax(-1).gather(-1, token[:, None])[:, 0]
+        scaled = logits / self.temperature
+        filtered = truncate(scaled, self.top_p, self.top_k)
+        token = torch.multinomial(filtered.softmax(-1), 1, generator=self.policy.generator)[:, 0]
+        return token, scaled.log_softmax(-1).gather(-1, token[:, None])[:, 0]
+
+    def _advance(self, s: _State, logprobs: torch.Tensor) -> _State | None:
+        """Record the sampled tokens (``s.tokens``); finish and remove rows that stopped or hit their limit."""
+        stopped = torch.isin(s.tokens, self.stops).tolist()
+        keep = []
+        for index, (row, token, logprob) in enumerate(zip(s.rows, s.tokens.tolist(), logprobs.tolist(), strict=True)):
+            row.tokens.append(token)
+            row.logprobs.append(logprob)
+            if stopped[index] or len(row.tokens) == row.request.limit:
+                if self.policy.prefix_cache.max_bytes:
+                    ids = [*row.request.prompt, *row.tokens[:-1]]  # the last token was sampled, not fed
+                    self.policy.prefix_cache.store(ids, row_kv(s.cache, index, s.mask[index]))
+                row.request.settle(Generation(row.tokens, row.logprobs, "stop" if stopped[index] else "length"))
+            else:
+                keep.append(index)
+        if not keep:
+            return None
+        if len(keep) == len(s.rows):
+            return s
+        index = torch.tensor(keep, device=s.mask.device)
+        kv = [(keys[index], values[index]) for keys, values in layers(s.cache)]
+        return _trimmed([s.rows[i] for i in keep], kv, s.mask[index], s.tokens[index], s.positions[index])
+
+    def _merge(self, new: _State | None) -> None:
+        """Join ``new`` rows to the batch: both caches left-padded to one length (all-pad columns dropped)."""
+        if new is None or self.state is None:
+            self.state = self.state or new
+            return
+        old = self.state
+        width = max(old.mask.shape[1], new.mask.shape[1])
+        kv = [
+            tuple(torch.cat([_pad_left(a, width), _pad_left(b, width)]) for a, b in zip(o, n, strict=True))
+            for o, n in zip(layers(old.cache), layers(new.cache), strict=True)
+        ]
+        mask = torch.cat([_pad_left(old.mask, width), _pad_left(new.mask, width)])
+        self.state = _trimmed(
+            old.rows + new.rows,
+            kv,
+            mask,
+            torch.cat([old.tokens, new.tokens]),
+            torch.cat([old.positions, new.positions]),
+        )
+
+
+def _trimmed(
+    rows: list[_Row], kv: list[LayerKV], mask: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor
+) -> _State:
+    """A state of these tensors without the leading positions that are padding in every row."""
+    start = int(mask.any(0).nonzero()[0])
+    cache = cache_from([(keys[:, :, start:], values[:, :, start:]) for keys, values in kv])
+    return _State(rows, cache, mask[:, start:], tokens, positions)
+
+
+def _pad_left(t: torch.Tensor, width: int) -> torch.Tensor:
+    """``t`` (mask [B, T] or KV [B, H, T, D]) zero-padded on the left of its position axis to ``width``."""
+    axis = 1 if t.dim() == 2 else 2
+    missing = width - t.shape[axis]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[axis] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=axis)
+
+
+def truncate(logits: torch.Tensor, top_p: float, top_k: int) -> torch.Tensor:
+    """``logits`` with everything outside the top-k tokens and the top-p nucleus set to -inf (the most
+    likely token always stays)."""
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        outside = probs.cumsum(-1) - probs > top_p  # mass before this token already exceeds top_p
+        logits = logits.masked_fill(outside.scatter(-1, order, outside), float("-inf"))
+    return logits

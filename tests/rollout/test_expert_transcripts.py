@@ -1,0 +1,34 @@
+"""Expert transcripts: the reference solution with real outputs, tokenised like a sampled episode."""
+
+import asyncio
+
+from rollout_helpers import config
+
+from echo_rl.harness.parse import parse_action
+from echo_rl.harness.render import render_output
+from echo_rl.rollout.expert import record_expert_transcripts
+from echo_rl.rollout.trajectory import Role
+from echo_rl.tasks.families import generate
+from echo_rl.tasks.task import Task
+
+
+def test_reference_replay_becomes_a_clean_solved_transcript(chat):
+    tasks = [generate("pointer_chase", 4), generate("log_count", 4)]
+    broken = Task("broken-2", "x", files={"environment/setup.sh": b"exit 1\n", "tests/test.sh": b"exit 0\n"})
+    transcripts = asyncio.run(record_expert_transcripts([*tasks, broken], chat, config()))
+    assert [t.task_id for t in transcripts] == [t.name for t in tasks]  # the broken task is left out
+    for task, transcript in zip(tasks, transcripts, strict=True):
+        assert (transcript.outcome, transcript.reward, transcript.stop_reason) == ("solved", 1.0, "done")
+        assert [t.command for t in transcript.turns] == [*task.reference_commands, None]
+        assert transcript.turns[-1].done and transcript.meta["expert"]
+        assert all(lp == 0.0 for lp in transcript.logprobs)
+        for turn in transcript.turns:
+            action = transcript.token_ids[slice(*turn.action_span)]
+            assert action[-1] == chat.eot_id and all(
+                r == Role.ACTION for r in transcript.roles[slice(*turn.action_span)]
+            )
+            assert parse_action(turn.action_text).warnings == () and turn.parse_ok
+            if turn.command is not None:
+                env = chat.decode(transcript.token_ids[slice(*turn.env_span)])
+                assert env == render_output(turn.output, turn.exit_code) and turn.exit_code == 0
+        assert transcript.turns[1].output  # a real observation: what the reference command printed
