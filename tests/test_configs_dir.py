@@ -5,6 +5,8 @@ import pytest
 from echo_rl.config import load_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+DEMO_CONFIGS = [path for path in CONFIGS if path.name.startswith("demo")]  # demo configs: see test_demo.py
+CONFIGS = [path for path in CONFIGS if path not in DEMO_CONFIGS]
 
 
 def test_a_tiny_config_exists():
@@ -14,3 +16,10 @@ def test_a_tiny_config_exists():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_config_validates(path):
     load_config(path)
+
+
+@pytest.mark.parametrize("path", DEMO_CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_demo_config_validates(path):
+    from echo_rl.demo.config import load_demo_config
+
+    load_demo_config([str(path)])

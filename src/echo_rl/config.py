@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from echo_rl.errors import UserError
 
@@ -33,7 +33,8 @@ class SandboxConfig(Section):
     workdir: str = "/home/user"
     command_timeout_s: float = Field(30.0, gt=0, description="per-command timeout (paper: 30 s)")
     max_output_bytes: int = Field(1_000_000, gt=0, description="bytes kept in memory per command")
-    memory_mb: int = Field(2048, gt=0)
+    memory_mb: int = Field(2048, gt=0, description="address space per process; container: cgroup memory too")
+    cpus: float | None = Field(None, gt=0, description="container CPU quota (None: no quota)")
     max_processes: int = Field(256, gt=0)
     max_file_size_mb: int = Field(512, gt=0)
     cpu_time_s: int = Field(900, gt=0)
@@ -49,10 +50,12 @@ class HarnessConfig(Section):
     """How model text becomes commands and how terminal output becomes observations (method §4)."""
 
     action_format: Literal["qwen_xml", "plain", "hermes_json"] = "qwen_xml"
-    require_think: bool = True
-    max_output_chars: int = Field(50_000, gt=0)
-    observation_role: Literal["auto", "tool", "user"] = "auto"
-    system_prompt: str | None = None
+    require_think: bool = Field(True, description="warn when a turn has no <think> block")
+    max_output_chars: int = Field(50_000, gt=0, description="command output shown per turn, then a notice")
+    observation_role: Literal["auto", "tool", "user"] = Field(
+        "auto", description="chat role of observations; auto: tool when the chat template knows it"
+    )
+    system_prompt: str | None = Field(None, description="None: the harness's prompt for action_format")
 
 
 class EpisodeConfig(Section):
@@ -61,8 +64,16 @@ class EpisodeConfig(Section):
     max_turns: int = Field(16, ge=1)
     max_context_tokens: int = Field(16_384, ge=16)
     max_turn_tokens: int = Field(2_048, ge=1)
-    agent_timeout_s: float = Field(600.0, gt=0)
-    verifier_timeout_s: float = Field(120.0, gt=0)
+    agent_timeout_s: float = Field(
+        600.0, gt=0, description="wall time of the agent loop (or the task's own, if smaller)"
+    )
+    verifier_timeout_s: float = Field(120.0, gt=0, description="verifier time limit (a task's own wins)")
+    batch_wait_s: float = Field(
+        0.05,
+        ge=0,
+        description="lockstep backends (openai, vllm): how long a ready episode waits for the others before "
+        "generating without them; the transformers backend batches continuously",
+    )
 
 
 class SamplingConfig(Section):
@@ -84,22 +95,48 @@ class PolicyConfig(Section):
     endpoint: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     served_model_name: str | None = None
+    http_api: Literal["chat", "completions"] = Field("chat", description="openai backend: which endpoint")
+    request_timeout_s: float = Field(600.0, gt=0, description="openai backend: per-request time limit")
+    prefix_cache_mb: int = Field(
+        1024, ge=0, description="transformers backend: memory for KV caches kept between an episode's turns"
+    )
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
 
 
 class TasksConfig(Section):
-    """Which tasks a run trains and evaluates on: corpus directories or procedural families."""
+    """Which tasks a run trains and evaluates on: corpus directories or procedural families.
+
+    From families (what `echo-rl tasks build` writes): train and validation (in-distribution, disjoint
+    seeds) come from ``families`` (None: every registered family not held out); ``heldout_families`` are
+    kept out of both, whole, for out-of-distribution evaluation. Near-duplicates (shingle Jaccard ≥
+    ``dedup_threshold``) are removed across all splits."""
 
     corpus: str | None = Field(None, description="a corpus built by `echo-rl tasks build` (has index.jsonl)")
     train: str | None = Field(None, description="a directory of Harbor tasks (overrides corpus's train split)")
     validation: str | None = None
     heldout: str | None = None
-    families: list[str] | None = None
-    heldout_families: list[str] | None = None
+    families: list[str] | None = Field(None, description="training families (None: all not held out)")
+    heldout_families: list[str] = Field(
+        default_factory=lambda: ["pointer_chase", "cron_edit", "make_target"],
+        description="families kept out of train and validation (out-of-distribution split)",
+    )
     num_train: int = Field(2000, ge=1)
     num_validation: int = Field(100, ge=1)
     num_heldout: int = Field(100, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
+    dedup_threshold: float = Field(0.9, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _known_families(self) -> TasksConfig:
+        from echo_rl.tasks.families import FAMILIES
+
+        for name in [*(self.families or []), *self.heldout_families]:
+            if name not in FAMILIES:
+                raise ValueError(f"unknown task family {name!r} (known: {', '.join(sorted(FAMILIES))})")
+        both = sorted(set(self.families or []) & set(self.heldout_families))
+        if both:
+            raise ValueError(f"families both trained on and held out: {', '.join(both)}")
+        return self
 
 
 class LambdaSchedule(Section):
@@ -124,13 +161,17 @@ class EnvFilters(Section):
 
 
 class BalanceConfig(Section):
-    """Keep ‖∇(λ·L_env)‖ ≤ max_ratio · ‖∇L_GRPO‖ (adaptive mode); off by default (paper)."""
+    """Balancing the env term against the policy term (stable-ECHO issue). Off by default (paper).
+
+    adaptive: λ_eff = clamp(min(λ(step), max_ratio·‖∇L_GRPO‖/‖∇L_env‖), floor, cap), re-measured every
+    ``objective.grad_probe_every`` steps; plain λ(step) while the policy gradient is zero.
+    separate_clip: clip ‖∇L_GRPO‖ and ‖∇(λ·L_env)‖ each to this norm before summing (measures both every step)."""
 
     mode: Literal["none", "adaptive"] = "none"
-    max_ratio: float = Field(0.5, gt=0)
+    max_ratio: float = Field(0.5, gt=0, description="bound on ‖∇(λ·L_env)‖ / ‖∇L_GRPO‖")
     floor: float = Field(0.0, ge=0, description="smallest effective λ in adaptive mode")
     cap: float = Field(1.0, gt=0, description="largest effective λ in adaptive mode")
-    separate_clip: bool = False
+    separate_clip: float | None = Field(None, gt=0, description="per-term gradient-norm clip; None: off")
 
 
 class EnvLossConfig(Section):
@@ -146,8 +187,12 @@ class EnvLossConfig(Section):
     )
     filters: EnvFilters = EnvFilters()
     balance: BalanceConfig = BalanceConfig()
-    min_clean_turn_share: float = Field(0.0, ge=0, le=1, description="env_only mode: rollout filter")
-    min_valid_call_share: float = Field(0.0, ge=0, le=1, description="env_only mode: rollout filter")
+    min_clean_turn_share: float = Field(
+        0.0, ge=0, le=1, description="rollout filter (verifier-free mode): min share of turns without warnings"
+    )
+    min_valid_call_share: float = Field(
+        0.0, ge=0, le=1, description="rollout filter (verifier-free mode): min share of turns with a command or done"
+    )
 
 
 class ObjectiveConfig(Section):
@@ -162,12 +207,21 @@ class ObjectiveConfig(Section):
     kl_coef: float = Field(0.0, ge=0)
     tis_cap: float | None = Field(None, gt=0, description="truncated importance sampling cap C; None: off")
     logprob_chunk_size: int = Field(1024, ge=1)
-    grad_probe_every: int = Field(0, ge=0, description="measure per-term gradient norms every k steps (0: off)")
+    grad_probe_every: int = Field(
+        0, ge=0, description="measure per-term gradient norms every k steps (0: off); costs one backward pass"
+    )
     env: EnvLossConfig = EnvLossConfig()
+
+    @model_validator(mode="after")
+    def _adaptive_needs_probe(self) -> ObjectiveConfig:
+        if self.env.balance.mode == "adaptive" and self.grad_probe_every == 0:
+            raise ValueError("env.balance.mode=adaptive needs grad_probe_every >= 1")
+        return self
 
 
 class OptimConfig(Section):
-    """AdamW with linear warm-up (method §3)."""
+    """AdamW with linear warm-up from 0 to ``lr`` over ``warmup_steps`` optimizer steps, then constant
+    (method §3), and a global grad-norm clip."""
 
     lr: float = Field(1e-6, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
@@ -177,42 +231,58 @@ class OptimConfig(Section):
 
 
 class TrainConfig(Section):
-    """The RL (or SFT) loop."""
+    """The RL (or SFT) loop. One RL step = ``tasks_per_step`` tasks × ``rollouts_per_task`` rollouts, one
+    optimizer update over micro-batches of ``micro_batch_size`` sequences (gradient accumulation)."""
 
     steps: int = Field(500, ge=1)
     tasks_per_step: int = Field(16, ge=1)
     rollouts_per_task: int = Field(16, ge=1)
     micro_batch_size: int = Field(4, ge=1)
-    eval_every: int = Field(0, ge=0)
-    save_every: int = Field(50, ge=0)
+    eval_every: int = Field(0, ge=0, description="evaluate every k steps, at step 0 and at the end (0: off)")
+    save_every: int = Field(50, ge=0, description="checkpoint every k steps and at the end (0: only at the end)")
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (the best one is kept too)")
     save_transcripts: int = Field(4, ge=0, description="sampled transcripts saved per step")
     sft_epochs: float = Field(1.0, gt=0)
-    sft_env_loss_weight: float = Field(0.0, ge=0)
+    sft_batch_size: int = Field(16, ge=1, description="expert transcripts per SFT optimizer step")
+    sft_env_loss_weight: float = Field(0.0, ge=0, description="weight of the env-token CE during SFT")
 
 
 class EvalConfig(Section):
-    """Evaluation: pass@k per family and split, held-out env CE, efficiency."""
+    """Evaluation: pass@k per family and split, held-out env CE, efficiency. ``sampled`` runs
+    ``samples_per_task`` episodes per task at ``sampling.eval_temperature``; ``greedy`` one at T = 0."""
 
-    samples_per_task: int = Field(1, ge=1)
+    splits: list[Literal["validation", "heldout"]] = ["validation", "heldout"]
+    samples_per_task: int = Field(4, ge=1)
     ks: list[int] = [1]
-    greedy: bool = False
-    heldout_transcripts: str | None = Field(None, description="fixed off-policy rollouts for held-out env CE")
-    max_tasks: int | None = Field(None, ge=1)
+    sampled: bool = True
+    greedy: bool = True
+    heldout_transcripts: str | None = Field(
+        None, description="file of fixed off-policy transcripts for held-out env CE (built once if missing)"
+    )
+    heldout_transcript_tasks: int = Field(32, ge=1, description="reference-solver transcripts in that file")
+    max_tasks: int | None = Field(None, ge=1, description="cap on tasks per split")
+    confidence: float = Field(0.95, gt=0, lt=1)
+    bootstrap_samples: int = Field(1000, ge=100, description="resamples for pass@k (k > 1) intervals")
 
 
 class AlarmConfig(Section):
-    """Collapse alarms: flag a drop to below `drop` × the running baseline of each tracked signal."""
+    """Collapse alarms: a tracked signal alarms when it falls below ``drop`` × its baseline, the median of
+    its previous ``window`` values (at least ``min_history`` of them). A threshold of None disables it."""
 
     window: int = Field(5, ge=1)
-    entropy_drop: float = Field(0.5, gt=0, le=1)
-    distinct_commands_drop: float = Field(0.5, gt=0, le=1)
-    env_ce_drop: float = Field(0.5, gt=0, le=1)
-    episode_length_drop: float = Field(0.5, gt=0, le=1)
+    min_history: int = Field(3, ge=1)
+    entropy_drop: float | None = Field(0.5, gt=0, le=1)
+    distinct_commands_drop: float | None = Field(0.5, gt=0, le=1)
+    env_ce_drop: float | None = Field(0.5, gt=0, le=1)
+    episode_length_drop: float | None = Field(0.5, gt=0, le=1)
 
 
 class LoggingConfig(Section):
+    """Where metrics go besides ``metrics.jsonl``: TensorBoard when installed, W&B when a project is set."""
+
     tensorboard: bool = True
     wandb_project: str | None = None
+    wandb_entity: str | None = None
     progress: bool = True
 
 

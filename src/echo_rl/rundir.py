@@ -5,6 +5,7 @@
       metrics.jsonl        one JSON object per step / evaluation (append-only)
       checkpoints/step-N/  model (safetensors), tokenizer, optimizer, scheduler, RNG, sampler state
       rollouts/            trajectories (jsonl), e.g. step-000012.jsonl, eval-*.jsonl
+      eval/                one JSON result per evaluation, step-N.json (scores per split, mode, family)
       report/              report.md, report.html, *.png, summary.json
       logs/                free-form logs (e.g. events.log)
 
@@ -84,7 +85,7 @@ class RunDir:
     @classmethod
     def create(cls, root: str | Path) -> RunDir:
         run = cls(Path(root))
-        for sub in (run.checkpoints, run.rollouts, run.report, run.logs):
+        for sub in (run.checkpoints, run.rollouts, run.evals, run.report, run.logs):
             sub.mkdir(parents=True, exist_ok=True)
         return run
 
@@ -103,6 +104,13 @@ class RunDir:
     @property
     def rollouts(self) -> Path:
         return self.root / "rollouts"
+
+    @property
+    def evals(self) -> Path:
+        return self.root / "eval"
+
+    def eval_result(self, step: int) -> Path:
+        return self.evals / f"step-{step:06d}.json"
 
     @property
     def report(self) -> Path:

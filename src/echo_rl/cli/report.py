@@ -13,5 +13,8 @@ from echo_rl.cli.common import out_option
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @out_option()
 def report(runs: tuple[Path, ...], out: Path | None) -> None:
-    """Write a markdown/HTML report comparing RUNS (base → GRPO → ECHO)."""
-    raise click.ClickException("report: not implemented yet")
+    """Write a markdown/HTML report comparing RUNS (base → GRPO → ECHO); default --out: FIRST_RUN/report."""
+    from echo_rl.report import build_report
+
+    path = build_report(list(runs), out or runs[0] / "report")
+    click.echo(f"report written to {path} (and report.html beside it)")

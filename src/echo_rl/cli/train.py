@@ -1,4 +1,8 @@
-"""``echo-rl train``, ``echo-rl sft`` and ``echo-rl eval``."""
+"""``echo-rl train``, ``echo-rl sft`` and ``echo-rl eval``.
+
+Each checks everything (config, tasks, model, tokenizer, output directory) before it writes anything
+into ``--out``; under ``torchrun`` every rank runs the same command and rank 0 writes.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import click
 
 from echo_rl.cli.common import config_arguments, out_option
 from echo_rl.config import load_config_args
-from echo_rl.rundir import RunDir
 
 
 @click.command()
@@ -17,19 +20,22 @@ from echo_rl.rundir import RunDir
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out.")
 def train(config_args: tuple[str, ...], out: Path, resume: bool) -> None:
     """RL training: GRPO, ECHO or env-only (objective.algorithm)."""
+    from echo_rl.train.trainer import train as run_training
+
     cfg = load_config_args(config_args)
-    RunDir.create(out).write_config(cfg)
-    raise click.ClickException("train: not implemented yet")
+    click.echo(f"run written to {run_training(cfg, out, resume=resume)}", err=True)
 
 
 @click.command()
 @config_arguments
 @out_option(required=True)
-def sft(config_args: tuple[str, ...], out: Path) -> None:
+@click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out.")
+def sft(config_args: tuple[str, ...], out: Path, resume: bool) -> None:
     """Expert-demonstration SFT (loss on action tokens; optional env loss)."""
+    from echo_rl.train.sft import sft as run_sft
+
     cfg = load_config_args(config_args)
-    RunDir.create(out).write_config(cfg)
-    raise click.ClickException("sft: not implemented yet")
+    click.echo(f"run written to {run_sft(cfg, out, resume=resume)}", err=True)
 
 
 @click.command("eval")
@@ -37,6 +43,7 @@ def sft(config_args: tuple[str, ...], out: Path) -> None:
 @out_option(required=True)
 def eval_command(config_args: tuple[str, ...], out: Path) -> None:
     """Evaluate a policy: pass@k per family and split, held-out env CE, efficiency."""
+    from echo_rl.eval.command import evaluate_policy
+
     cfg = load_config_args(config_args)
-    RunDir.create(out).write_config(cfg)
-    raise click.ClickException("eval: not implemented yet")
+    click.echo(f"evaluation written to {evaluate_policy(cfg, out)}", err=True)

@@ -1,0 +1,178 @@
+"""Trajectories → one padded :class:`Batch` of tensors and masks, the objective's only input.
+
+Rows are right-padded to the longest trajectory. Per token (``[B, T]``):
+
+    action_mask   A   tokens the policy sampled (GRPO term)
+    warning_mask      the harness's format-warnings block
+    env_mask          terminal output proper (the paper's O'); O = warning ∪ env
+    target_mask       the env term's targets: ``env.targets`` applied, then the turn and rollout filters
+
+Per row (``[B]``): ``obs_count`` Z = |O| (observation content tokens, warnings included, before filters),
+``advantages``, ``group_ids``, ``valid``. An ``infra_error`` rollout keeps its row (so every worker sees the
+same shapes) with all masks empty and ``valid`` False; an empty trajectory becomes one attended pad token
+with empty masks, so no attention row is fully masked.
+
+Denominators for the whole optimizer step travel with the batch and survive :meth:`Batch.micro_batches`,
+so the micro-batch losses sum to the full-batch loss: ``n_seqs`` = valid rows, ``n_action_tokens`` = |A|
+over the step. Under data parallelism, replace them with the global counts (``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from echo_rl.config import ObjectiveConfig
+from echo_rl.objective.filters import TURN_FILTERS, observation_spans, passes_rollout_filters, turn_filter_flags
+from echo_rl.objective.grpo import group_ids_of
+from echo_rl.rollout.trajectory import Role, Trajectory
+
+_TARGET_ROLES = {
+    "env_only": (Role.ENV,),
+    "warning_only": (Role.WARNING,),
+    "warning_plus_env": (Role.WARNING, Role.ENV),
+    "full_observation": (Role.WARNING, Role.ENV),  # plus the observation messages' wrapper tokens
+}
+
+
+@dataclass
+class Batch:
+    """Padded rollouts of one optimizer step (or a micro-batch of it); see the module docstring."""
+
+    input_ids: Tensor  # [B, T] long
+    attention_mask: Tensor  # [B, T] long, 1 on real tokens
+    action_mask: Tensor  # [B, T] bool
+    warning_mask: Tensor  # [B, T] bool
+    env_mask: Tensor  # [B, T] bool
+    target_mask: Tensor  # [B, T] bool
+    sampling_logprobs: Tensor  # [B, T] float32, 0 off the action tokens
+    obs_count: Tensor  # [B] float32, Z = |O|
+    advantages: Tensor  # [B] float32
+    group_ids: Tensor  # [B] long
+    valid: Tensor  # [B] bool
+    temperature: float  # the sampling temperature of the rollouts (the policy term's τ)
+    n_seqs: float
+    n_action_tokens: float
+    stats: dict[str, float] = field(default_factory=dict)  # env-target filter shares, for the whole step
+    ref_logprobs: Tensor | None = None  # [B, T] reference-model log-probs, needed when kl_coef > 0
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def _map_tensors(self, fn) -> Batch:
+        changes = {
+            f.name: fn(value) for f in dataclasses.fields(self) if isinstance(value := getattr(self, f.name), Tensor)
+        }
+        return dataclasses.replace(self, **changes)
+
+    def micro_batches(self, size: int) -> list[Batch]:
+        """Consecutive slices of at most ``size`` rows, each cut to its own longest row and keeping the
+        step's denominators and stats."""
+        return [self._rows(slice(start, start + size)) for start in range(0, len(self), size)]
+
+    def _rows(self, rows: slice) -> Batch:
+        length = int(self.attention_mask[rows].sum(1).max())
+        return self._map_tensors(lambda t: t[rows, :length] if t.dim() == 2 else t[rows])
+
+    def to(self, device: torch.device | str) -> Batch:
+        return self._map_tensors(lambda t: t.to(device))
+
+
+class _RowTargets(NamedTuple):
+    roles: Tensor  # [n] long
+    targets: Tensor  # [n] bool, after filters
+    n_before: int  # targets before filters
+    removed: dict[str, int]  # targets each enabled filter names ("rollout": what the rollout filter took)
+
+
+def _row_targets(traj: Trajectory, cfg: ObjectiveConfig) -> _RowTargets:
+    """Roles and env-term targets of one valid trajectory."""
+    roles = torch.tensor(traj.roles, dtype=torch.long)
+    targets = torch.isin(roles, torch.tensor(_TARGET_ROLES[cfg.env.targets]))
+    if cfg.env.targets == "full_observation":
+        for turn in traj.turns:
+            for start, end in observation_spans(turn):
+                targets[start:end] = True
+    keep = targets.clone()
+    removed: dict[str, int] = {}
+    flags = turn_filter_flags(traj)
+    for name in _enabled_filters(cfg):
+        drop = torch.zeros_like(targets)
+        for turn, flagged in zip(traj.turns, flags[name]):
+            for start, end in observation_spans(turn) if flagged else ():
+                drop[start:end] = True
+        removed[name] = int((targets & drop).sum())
+        keep &= ~drop
+    if not passes_rollout_filters(traj, cfg.env):
+        removed["rollout"] = int(keep.sum())
+        keep[:] = False
+    return _RowTargets(roles, keep, int(targets.sum()), removed)
+
+
+def _enabled_filters(cfg: ObjectiveConfig) -> list[str]:
+    return [name for name in TURN_FILTERS if getattr(cfg.env.filters, name)]
+
+
+def collate(
+    trajectories: Sequence[Trajectory],
+    advantages: Sequence[float] | Tensor,
+    cfg: ObjectiveConfig,
+    pad_id: int,
+    temperature: float,
+    group_ids: Sequence[int] | Tensor | None = None,
+) -> Batch:
+    """Pad ``trajectories`` into a :class:`Batch` (see the module docstring). ``advantages`` come from
+    :func:`echo_rl.objective.compute_advantages`; ``group_ids`` default to one group per task id.
+    ``stats`` gives, for each enabled turn filter, the share of the step's env targets it names
+    (``filter/<name>``; filters may overlap), the share the rollout filters took (``filter/rollout``) and
+    the share removed altogether (``filter/total``)."""
+    size = (len(trajectories), max([len(traj.token_ids) for traj in trajectories] + [1]))
+    input_ids = torch.full(size, pad_id, dtype=torch.long)
+    attention_mask = torch.zeros(size, dtype=torch.long)
+    roles = torch.full(size, -1, dtype=torch.long)
+    target_mask = torch.zeros(size, dtype=torch.bool)
+    sampling_logprobs = torch.zeros(size, dtype=torch.float32)
+    valid = torch.tensor([traj.valid for traj in trajectories], dtype=torch.bool)
+    n_before = 0
+    removed = dict.fromkeys([*_enabled_filters(cfg), "rollout"], 0)
+    for i, traj in enumerate(trajectories):
+        n = len(traj.token_ids)
+        if n == 0:
+            attention_mask[i, 0] = 1
+            continue
+        input_ids[i, :n] = torch.tensor(traj.token_ids, dtype=torch.long)
+        attention_mask[i, :n] = 1
+        sampling_logprobs[i, :n] = torch.tensor(traj.logprobs, dtype=torch.float32)
+        if traj.valid:
+            row = _row_targets(traj, cfg)
+            roles[i, :n], target_mask[i, :n] = row.roles, row.targets
+            n_before += row.n_before
+            for name, count in row.removed.items():
+                removed[name] += count
+    action_mask, warning_mask, env_mask = (roles == role for role in (Role.ACTION, Role.WARNING, Role.ENV))
+    stats = {f"filter/{name}": count / max(n_before, 1) for name, count in removed.items()}
+    stats["filter/total"] = 1 - int(target_mask.sum()) / max(n_before, 1)
+    return Batch(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        action_mask=action_mask,
+        warning_mask=warning_mask,
+        env_mask=env_mask,
+        target_mask=target_mask,
+        sampling_logprobs=sampling_logprobs,
+        obs_count=(warning_mask | env_mask).sum(1).float(),
+        advantages=torch.as_tensor(advantages, dtype=torch.float32).reshape(len(trajectories)),
+        group_ids=torch.as_tensor(
+            group_ids_of(trajectories) if group_ids is None else group_ids, dtype=torch.long
+        ).reshape(len(trajectories)),
+        valid=valid,
+        temperature=temperature,
+        n_seqs=float(valid.sum()),
+        n_action_tokens=float(action_mask.sum()),
+        stats=stats,
+    )

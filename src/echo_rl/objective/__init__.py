@@ -1,0 +1,41 @@
+"""The ECHO objective: GRPO on action tokens + λ·cross-entropy on terminal output, from one forward pass.
+
+logprobs.py  chunked per-token log-probs (never the full [T × V] logits)
+grpo.py      advantages, the clipped policy term, aggregation modes, TIS
+echo.py      the env term, λ schedules, the combined loss, held-out env CE
+filters.py   env-target filters and env-only rollout filters
+balance.py   per-term gradient probe, adaptive λ, separate clipping
+"""
+
+from echo_rl.objective.balance import LambdaBalancer, TermGradients, per_term_gradients
+from echo_rl.objective.echo import (
+    batch_logprobs,
+    echo_loss,
+    env_cross_entropy,
+    env_term,
+    loss_terms,
+    scheduled_lambda,
+    term_weights,
+)
+from echo_rl.objective.grpo import aggregate, compute_advantages, group_ids_of, policy_term
+from echo_rl.objective.logprobs import TokenLogprobs, full_logits_logprobs, token_logprobs
+
+__all__ = [
+    "LambdaBalancer",
+    "TermGradients",
+    "TokenLogprobs",
+    "aggregate",
+    "batch_logprobs",
+    "compute_advantages",
+    "echo_loss",
+    "env_cross_entropy",
+    "env_term",
+    "full_logits_logprobs",
+    "group_ids_of",
+    "loss_terms",
+    "per_term_gradients",
+    "policy_term",
+    "scheduled_lambda",
+    "term_weights",
+    "token_logprobs",
+]

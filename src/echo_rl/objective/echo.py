@@ -1,0 +1,171 @@
+"""The ECHO objective (method §2): GRPO on the agent's actions plus cross-entropy on the terminal's output,
+both from the same per-token log-probs of ONE forward pass over the transcript.
+
+    L = w_π · L_GRPO(A) + w_env · L_env(O')
+
+    L_env = (1/|S|) Σ_s (1/Z_s) Σ_{t∈O'_s} −log p(x_t | x_<t)
+    Z_s   = |O_s|  (full_observation_tokens: all observation content, warnings included — paper)
+          | |O'_s| (selected_tokens: the targets left after filters) | C (constant: norm_constant)
+
+S are the step's valid sequences (``Batch.n_seqs``); O'_s is ``Batch.target_mask``. The env term is
+active on every rollout, zero-advantage and failed ones included. Term weights by algorithm:
+
+    grpo (1, 0)    echo (1, λ(step))    env_only (0, 1)   (verifier-free adaptation)
+
+    λ(step) = min(1, step / warmup_steps) · { λ                                   constant
+                                            { λ + (final − λ) · min(1, step / decay_steps)   linear_decay
+                                            { λ · factor^⌊step / every⌋                       step_decay
+
+A weight of 0 leaves its term out of the graph, so λ = 0 reproduces GRPO's loss and gradient bit for bit.
+
+Temperature: the policy term uses log-probs at τ = ``Batch.temperature`` (logits / τ, as SkyRL). The env
+term uses the same log-probs when ``env.temperature_scaled`` (the reference system: a CE at the training
+temperature) and raw logits (τ = 1) otherwise — per-token temperatures, still one pass. Held-out env CE,
+a metric, is always at τ = 1: :func:`env_cross_entropy`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from echo_rl.config import EnvLossConfig, ObjectiveConfig
+from echo_rl.objective.grpo import masked_mean, policy_term
+from echo_rl.objective.logprobs import Temperature, TokenLogprobs, token_logprobs
+
+if TYPE_CHECKING:
+    from echo_rl.batch import Batch
+
+
+def scheduled_lambda(cfg: EnvLossConfig, step: int) -> float:
+    """λ(step) of the schedule, warm-up included (module docstring)."""
+    schedule = cfg.schedule
+    if schedule.kind == "constant":
+        lam = cfg.lam
+    elif schedule.kind == "linear_decay":
+        lam = cfg.lam + (schedule.final - cfg.lam) * min(1.0, step / schedule.decay_steps)
+    else:
+        lam = cfg.lam * schedule.factor ** (step // schedule.every)
+    if schedule.warmup_steps:
+        lam *= min(1.0, step / schedule.warmup_steps)
+    return lam
+
+
+def term_weights(cfg: ObjectiveConfig, step: int) -> tuple[float, float]:
+    """(w_π, w_env) of the configured algorithm at ``step``."""
+    if cfg.algorithm == "grpo":
+        return 1.0, 0.0
+    if cfg.algorithm == "env_only":
+        return 0.0, 1.0
+    return 1.0, scheduled_lambda(cfg.env, step)
+
+
+def token_temperatures(batch: Batch, cfg: ObjectiveConfig) -> Temperature:
+    """τ per token: the sampling temperature, or 1 off the action tokens when the env CE uses raw logits."""
+    if cfg.env.temperature_scaled or batch.temperature == 1.0:
+        return batch.temperature
+    return torch.where(batch.action_mask, batch.temperature, 1.0)
+
+
+def batch_logprobs(model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig) -> TokenLogprobs:
+    """The one forward pass: log-probs (and entropies) of every token of ``batch``."""
+    return token_logprobs(
+        model,
+        batch.input_ids,
+        batch.attention_mask,
+        chunk_size=cfg.logprob_chunk_size,
+        temperature=token_temperatures(batch, cfg),
+        with_entropy=True,
+    )
+
+
+def env_term(logprobs: Tensor, batch: Batch, cfg: EnvLossConfig) -> tuple[Tensor, dict[str, float]]:
+    """L_env (module docstring) and its metrics: env_loss, and per-token CEs (token means, whatever the
+    normalisation) over the terminal-output tokens (env_ce), the warning tokens (warning_ce) and the
+    targets left after filters (target_ce)."""
+    nll = -logprobs
+    targets = batch.target_mask.float()
+    if cfg.normalization == "full_observation_tokens":
+        z = batch.obs_count
+    elif cfg.normalization == "selected_tokens":
+        z = targets.sum(1)
+    else:
+        z = torch.full_like(batch.obs_count, cfg.norm_constant)
+    loss = ((nll * targets).sum(1) / z.clamp(min=1)).sum() / max(batch.n_seqs, 1.0)
+    with torch.no_grad():
+        metrics = {
+            "env_loss": loss.item(),
+            "env_ce": masked_mean(nll, batch.env_mask),
+            "warning_ce": masked_mean(nll, batch.warning_mask),
+            "target_ce": masked_mean(nll, targets),
+        }
+    return loss, metrics
+
+
+def loss_terms(token_lp: TokenLogprobs, batch: Batch, cfg: ObjectiveConfig) -> tuple[Tensor, Tensor, dict[str, float]]:
+    """(L_GRPO, L_env, metrics) from one set of per-token log-probs; metrics add entropies and token counts."""
+    policy, metrics = policy_term(token_lp.logprobs, batch, cfg)
+    env, env_metrics = env_term(token_lp.logprobs, batch, cfg.env)
+    metrics |= env_metrics
+    if token_lp.entropy is not None:
+        metrics["entropy_action"] = masked_mean(token_lp.entropy, batch.action_mask)
+        metrics["entropy_env"] = masked_mean(token_lp.entropy, batch.env_mask)
+    metrics |= {
+        "seqs": float(batch.valid.sum()),
+        "action_tokens": float(batch.action_mask.sum()),
+        "env_tokens": float(batch.env_mask.sum()),
+        "warning_tokens": float(batch.warning_mask.sum()),
+        "target_tokens": float(batch.target_mask.sum()),
+    }
+    return policy, env, metrics
+
+
+def weighted_sum(policy: Tensor, env: Tensor, w_policy: float, w_env: float) -> Tensor:
+    """w_π·L_GRPO + w_env·L_env, leaving zero-weight terms out (both zero: 0·L_GRPO, graph intact)."""
+    terms = [w * term for w, term in ((w_policy, policy), (w_env, env)) if w != 0]
+    return sum(terms[1:], terms[0]) if terms else policy * 0.0
+
+
+def echo_loss(
+    model_or_logprobs: torch.nn.Module | TokenLogprobs,
+    batch: Batch,
+    cfg: ObjectiveConfig,
+    step: int,
+    env_weight: float | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """L = w_π·L_GRPO + w_env·L_env for one (micro-)batch, and its metrics. Pass the model (one forward
+    pass here) or precomputed :func:`batch_logprobs`. ``env_weight`` overrides w_env (a balancer's λ).
+    Metrics: those of :func:`loss_terms`, plus loss, lambda (w_env), env_loss_scaled = w_env·L_env and
+    env_to_policy_ratio = |w_env·L_env| / max(|L_GRPO|, 1e-8)."""
+    token_lp = (
+        model_or_logprobs
+        if isinstance(model_or_logprobs, TokenLogprobs)
+        else batch_logprobs(model_or_logprobs, batch, cfg)
+    )
+    policy, env, metrics = loss_terms(token_lp, batch, cfg)
+    w_policy, w_env = term_weights(cfg, step)
+    if env_weight is not None:
+        w_env = env_weight
+    loss = weighted_sum(policy, env, w_policy, w_env)
+    scaled = w_env * metrics["env_loss"]
+    metrics |= {
+        "loss": loss.item(),
+        "lambda": w_env,
+        "env_loss_scaled": scaled,
+        "env_to_policy_ratio": abs(scaled) / max(abs(metrics["policy_loss"]), 1e-8),
+    }
+    return loss, metrics
+
+
+@torch.no_grad()
+def env_cross_entropy(model: torch.nn.Module, batch: Batch, chunk_size: int = 1024) -> dict[str, float]:
+    """Held-out env CE at τ = 1 (nats/token over terminal-output tokens, and over warning tokens), with
+    the sums and counts needed to pool several batches."""
+    logprobs = token_logprobs(model, batch.input_ids, batch.attention_mask, chunk_size).logprobs
+    out: dict[str, float] = {}
+    for name, mask in (("env", batch.env_mask), ("warning", batch.warning_mask)):
+        nll_sum, tokens = float(-(logprobs * mask).sum()), float(mask.sum())
+        out |= {f"{name}_ce": nll_sum / max(tokens, 1.0), f"{name}_nll_sum": nll_sum, f"{name}_tokens": tokens}
+    return out

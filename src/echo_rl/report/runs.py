@@ -1,0 +1,79 @@
+"""Reading finished (or running) run directories for reports.
+
+A run directory (see :mod:`echo_rl.rundir`) gives the report its config (name, algorithm, λ), its per-step
+training records (``metrics.jsonl``, ``kind: train``), its evaluations (``eval/step-N.json``) and the
+collapse alarms its steps raised.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from echo_rl.errors import UserError
+from echo_rl.rundir import RunDir
+
+
+@dataclass
+class RunData:
+    path: Path
+    name: str
+    algorithm: str
+    lam: float
+    train: list[dict[str, Any]] = field(default_factory=list)
+    evals: list[dict[str, Any]] = field(default_factory=list)  # sorted by step
+
+    @property
+    def alarms(self) -> list[dict[str, Any]]:
+        return [alarm for record in self.train for alarm in record.get("alarms", [])]
+
+    @property
+    def label(self) -> str:
+        """``name (GRPO)``, ``name (ECHO λ=…)``, ``name (env_only)``; just the name for an evaluation-only run."""
+        if not self.train:
+            return self.name
+        if self.algorithm == "echo":
+            return f"{self.name} (ECHO λ={self.lam:g})"
+        return f"{self.name} ({'GRPO' if self.algorithm == 'grpo' else self.algorithm})"
+
+    def final_eval(self) -> dict[str, Any] | None:
+        return self.evals[-1] if self.evals else None
+
+    def base_eval(self) -> dict[str, Any] | None:
+        """The evaluation of the starting policy (step 0), when the run made one."""
+        return self.evals[0] if self.evals and self.evals[0]["step"] == 0 else None
+
+
+def load_run(path: Path) -> RunData:
+    """Read one run directory; a one-line UserError when ``path`` is not one."""
+    run = RunDir(Path(path))
+    if not run.config.is_file():
+        raise UserError("not a run directory (no config.yaml)", where=str(path))
+    config = yaml.safe_load(run.config.read_text()) or {}
+    objective = config.get("objective", {})
+    evals = sorted(
+        (json.loads(p.read_text()) for p in run.evals.glob("step-*.json")) if run.evals.is_dir() else [],
+        key=lambda r: r["step"],
+    )
+    return RunData(
+        path=run.root,
+        name=config.get("name", run.root.name),
+        algorithm=objective.get("algorithm", "?"),
+        lam=float(objective.get("env", {}).get("lam", 0.0)),
+        train=[r for r in run.read_metrics() if r.get("kind") == "train"],
+        evals=evals,
+    )
+
+
+def load_runs(paths: list[Path]) -> list[RunData]:
+    """Load runs in the given order; labels are made unique by appending the directory name."""
+    runs = [load_run(p) for p in paths]
+    labels = [r.label for r in runs]
+    for run in runs:
+        if labels.count(run.label) > 1:
+            run.name = f"{run.name}/{run.path.name}"
+    return runs

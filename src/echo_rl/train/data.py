@@ -1,0 +1,55 @@
+"""The tasks a run uses, per split, resolved from ``cfg.tasks`` before any work starts.
+
+Sources, in order of precedence for each split (``train``, ``validation``, ``heldout``): an explicit
+source (``tasks.train`` / ``tasks.validation`` / ``tasks.heldout``: a task folder, a directory of task
+folders, a corpus, or a family range such as ``key_copy:0-9``), a corpus built by ``echo-rl tasks build``
+(``tasks.corpus``), or — with neither — a corpus generated from the procedural families in a temporary
+directory (deterministic in ``cfg.tasks``). Every problem is a one-line :class:`UserError`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+
+from echo_rl.config import RunConfig
+from echo_rl.errors import UserError
+from echo_rl.tasks.corpus import build_corpus, load_corpus, resolve_tasks
+from echo_rl.tasks.environment import check_runnable
+from echo_rl.tasks.task import Task
+
+
+def _explicit(path: str, split: str, base_image: str) -> list[Task]:
+    """The tasks of ``path``: a corpus' ``split`` when it has that split, else all of them."""
+    tasks, errors = resolve_tasks(path, split=split, base_image=base_image)
+    if not tasks and not errors:
+        tasks, errors = resolve_tasks(path, base_image=base_image)
+    if errors:
+        raise UserError(f"tasks.{split}: {errors[0]}", where=path)
+    return tasks
+
+
+def load_task_splits(cfg: RunConfig, splits: Iterable[str]) -> dict[str, list[Task]]:
+    """``{split: tasks}`` for each requested split (see the module docstring). Raises UserError for a
+    missing directory, an empty ``train`` split, or a task the configured sandbox backend cannot run."""
+    splits = list(splits)
+    out: dict[str, list[Task]] = {}
+    generated: dict[str, list[Task]] | None = None
+    for split in splits:
+        explicit = getattr(cfg.tasks, split)
+        if explicit:
+            out[split] = _explicit(explicit, split, cfg.sandbox.base_image)
+        elif cfg.tasks.corpus:
+            out[split] = load_corpus(cfg.tasks.corpus, split)
+        else:
+            if generated is None:
+                with tempfile.TemporaryDirectory(prefix="echo-rl-corpus-") as tmp:
+                    build_corpus(f"{tmp}/corpus", cfg.tasks, cfg.sandbox.base_image)
+                    generated = {name: load_corpus(f"{tmp}/corpus", name) for name in ("train", "validation", "heldout")}
+            out[split] = generated[split]
+    if "train" in out and not out["train"]:
+        raise UserError("the train split has no tasks", where=cfg.tasks.train or cfg.tasks.corpus or "tasks")
+    for tasks in out.values():
+        for task in tasks:
+            check_runnable(task, cfg.sandbox)
+    return out

@@ -1,0 +1,63 @@
+"""The live progress display of a run: a bar with step, reward, pass rate, env CE, tokens/s and ETA, and one
+line per step (alarms in red). Writes to stderr; disabled by ``logging.progress: false`` and on ranks > 0."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from echo_rl.train.alarms import Alarm
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+class ProgressDisplay:
+    def __init__(self, title: str, total: int, start: int = 0, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not enabled,
+        )
+        self.task = self.progress.add_task(title, total=total, completed=start, stats="")
+
+    def __enter__(self) -> Self:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def step(self, step: int, record: dict[str, Any], alarms: Sequence[Alarm] = ()) -> None:
+        """Advance to ``step`` and print its line: reward, pass rate, env CE, loss, tokens/s."""
+        stats = (
+            f"reward {_fmt(record.get('reward_mean'))}  pass {_fmt(record.get('pass_rate'), '.1%')}  "
+            f"env CE {_fmt(record.get('env_ce'))}  {_fmt(record.get('tokens_per_s'), '.0f')} tok/s"
+        )
+        self.progress.update(self.task, completed=step, stats=stats)
+        if self.enabled:
+            line = f"step {step}: loss {_fmt(record.get('loss'))}  {stats}"
+            if record.get("infra_excluded"):
+                line += f"  [yellow]infra-excluded {record['infra_excluded']}[/yellow]"
+            self.console.print(line)
+            for alarm in alarms:
+                self.console.print(f"[bold red]ALARM[/bold red] {alarm.message()}")

@@ -1,0 +1,172 @@
+"""Everything a train / sft / eval command sets up before its loop, checked before anything is written.
+
+:func:`open_session` validates in this order, each problem a one-line :class:`UserError` with nothing
+written to ``--out``: the output directory (an existing run needs ``--resume``), the logging sinks, the
+tasks (missing directory, empty split, task the backend cannot run), the model (not a checkpoint, an
+incomplete checkpoint, a run without a checkpoint) and its tokenizer (no chat template, not byte-exact).
+Only then does rank 0 create the run directory, write ``config.yaml``, drop what a killed predecessor
+left (metrics past its last checkpoint, partial checkpoints, sandboxes of the run's label).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from echo_rl.config import RunConfig, dump_config
+from echo_rl.errors import UserError
+from echo_rl.eval.evaluate import EnvCESet, Evaluator
+from echo_rl.eval.heldout import load_or_record
+from echo_rl.harness.chat import ChatFormat
+from echo_rl.models.load import load_policy_model
+from echo_rl.rollout.policy.base import Policy
+from echo_rl.rundir import RunDir, atomic_write_text
+from echo_rl.sandbox.gc import collect_garbage
+from echo_rl.tasks.task import Task
+from echo_rl.train.checkpoint import (
+    STATE,
+    latest_checkpoint,
+    list_checkpoints,
+    read_state,
+    remove_partial,
+)
+from echo_rl.train.data import load_task_splits
+from echo_rl.train.distributed import DistContext, barrier, init_distributed
+from echo_rl.train.sinks import MetricsLogger, check_logging
+
+RESUMABLE = {"train": {"steps"}}  # config fields a resumed run may change
+
+
+def run_label(out: Path) -> str:
+    """The sandbox label of the run writing into ``out`` (stable across resumes)."""
+    return "run-" + hashlib.sha1(str(out.resolve()).encode()).hexdigest()[:12]
+
+
+def resolve_model_spec(spec: str) -> str:
+    """``spec`` itself, or for a run directory its latest complete checkpoint. A checkpoint directory of
+    ours must be complete."""
+    path = Path(spec).expanduser()
+    if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
+        latest = latest_checkpoint(path / "checkpoints")
+        if latest is None:
+            raise UserError("run directory has no complete checkpoint", where=spec)
+        return str(latest)
+    if (path / STATE).is_file():
+        read_state(path)  # raises for an incomplete checkpoint
+    return spec
+
+
+def _changed_fields(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed_fields(a, b, f"{prefix}{key}.")
+        elif a != b and key not in RESUMABLE.get(prefix.rstrip("."), set()):
+            changed.append(prefix + key)
+    return changed
+
+
+@dataclass
+class Session:
+    cfg: RunConfig
+    ctx: DistContext
+    run: RunDir
+    label: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    chat: ChatFormat
+    model_path: str
+    splits: dict[str, list[Task]]
+    resume_from: Path | None = None
+    logger: MetricsLogger | None = field(default=None, repr=False)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.logger is not None:
+            self.logger.log(record)
+
+    def evaluator(self, policy: Policy) -> Evaluator:
+        """An evaluator over the run's validation/held-out splits, with held-out env CE on the fixed
+        transcript file (``eval.heldout_transcripts``, default ``RUN/eval/heldout_transcripts.jsonl``),
+        recorded by rank 0 on first use from the held-out tasks (validation tasks when there are none)."""
+        path = Path(self.cfg.eval.heldout_transcripts or self.run.evals / "heldout_transcripts.jsonl")
+        source = self.splits.get("heldout") or self.splits.get("validation") or []
+        if self.ctx.is_main:
+            load_or_record(path, source, self.chat, self.cfg, self.label)
+        barrier(self.ctx)
+        transcripts = load_or_record(path, source, self.chat, self.cfg, self.label)
+        env_ce = EnvCESet(self.model, transcripts, path, self.pad_id)
+        return Evaluator(self.cfg, policy, self.chat, self.splits, label=self.label, ctx=self.ctx, env_ce=env_ce)
+
+    def close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+
+
+def _prepare_out(run: RunDir, cfg: RunConfig, resume: bool) -> Path | None:
+    """Check ``--out`` against ``--resume``; return the checkpoint to resume from (None: start afresh)."""
+    exists = run.metrics.exists() or bool(list_checkpoints(run.checkpoints))
+    if exists and not resume:
+        raise UserError("already holds a run: pass --resume to continue it, or choose another --out", where=str(run.root))
+    if resume and run.config.is_file():
+        changed = _changed_fields(yaml.safe_load(run.config.read_text()) or {}, cfg.model_dump(mode="json"))
+        if changed:
+            raise UserError(f"cannot resume with a different config ({', '.join(changed[:3])} changed)", where=str(run.config))
+    return latest_checkpoint(run.checkpoints) if resume else None
+
+
+def _reset_to_checkpoint(run: RunDir, step: int) -> None:
+    """Drop the metrics lines and evaluation results past ``step`` (written by a killed run after its last
+    checkpoint; ``step`` -1 drops all)."""
+    if run.metrics.exists():
+        kept = [line for line in run.metrics.read_text().splitlines(keepends=True) if _step_of(line) <= step]
+        atomic_write_text(run.metrics, "".join(kept))
+    for result in run.evals.glob("step-*.json"):
+        if int(result.stem.partition("-")[2]) > step:
+            result.unlink()
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 1 << 62  # a torn line: dropped
+
+
+def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, ...], model: str | None = None) -> Session:
+    """Validate everything (module docstring), then set up the run directory; ``model`` overrides
+    ``cfg.policy.model`` (a resumed run loads its checkpoint instead)."""
+    ctx = init_distributed(cfg.policy.device)
+    if cfg.policy.threads is not None:
+        torch.set_num_threads(cfg.policy.threads)
+    run = RunDir(Path(out))
+    resume_from = _prepare_out(run, cfg, resume)
+    check_logging(cfg.logging)
+    task_splits = load_task_splits(cfg, splits)
+    spec = str(resume_from) if resume_from else resolve_model_spec(model or cfg.policy.model)
+    policy_model, tokenizer = load_policy_model(spec, dtype=cfg.policy.dtype, device=str(ctx.device))
+    chat = ChatFormat.from_config(tokenizer, cfg.harness)
+    label = run_label(run.root)
+    logger = None
+    if ctx.is_main:
+        RunDir.create(run.root)
+        atomic_write_text(run.config, dump_config(cfg))
+        if resume:
+            _reset_to_checkpoint(run, read_state(resume_from)["step"] if resume_from else -1)
+        remove_partial(run.checkpoints)
+        asyncio.run(collect_garbage(label, containers=cfg.sandbox.backend == "container", engine_url=cfg.sandbox.engine_url))
+        logger = MetricsLogger(run, cfg.logging, cfg.model_dump(mode="json"), cfg.name)
+    barrier(ctx)
+    return Session(cfg, ctx, run, label, policy_model, tokenizer, chat, spec, task_splits, resume_from, logger)

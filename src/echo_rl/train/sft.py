@@ -1,0 +1,114 @@
+"""Expert-demonstration SFT (the paper's "expert SFT initialisation").
+
+    run_dir = sft(cfg, Path("runs/sft"))        # or: echo-rl sft CONFIG --out runs/sft
+
+The demonstrations are the train tasks' reference solutions replayed in the sandbox (real observations,
+:func:`echo_rl.rollout.expert.record_expert_transcripts`), recorded once into
+``RUN/rollouts/expert-train.jsonl`` and kept when the verifier solved them. Each step takes the next
+``train.sft_batch_size`` of them from the seeded sampler; the loss of a transcript s, at temperature 1, is
+
+    L_s = (1/|A_s|) Σ_{t∈A_s} −log p(x_t | x_<t)  +  w · L_env,s        (w = train.sft_env_loss_weight)
+
+with L_env the ECHO env term (same targets and normalisation as ``objective.env``), averaged over the
+step's transcripts. ``ceil(sft_epochs · N / sft_batch_size)`` steps; evaluation and checkpoints as in
+:mod:`echo_rl.train.loop` (pick the checkpoint from the validation curve: ``best`` in its state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from echo_rl.batch import collate
+from echo_rl.config import RunConfig
+from echo_rl.errors import UserError
+from echo_rl.objective import aggregate, env_term, token_logprobs
+from echo_rl.rollout.expert import record_expert_transcripts
+from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
+from echo_rl.train.alarms import Alarm
+from echo_rl.train.distributed import (
+    all_reduce_gradients,
+    all_reduce_sum,
+    barrier,
+    gather_lists,
+    shard,
+)
+from echo_rl.train.loop import Loop, run_loop
+from echo_rl.train.optim import clip_and_step
+from echo_rl.train.policy_sync import make_policy
+from echo_rl.train.session import Session
+from echo_rl.train.update import reduce_metrics
+
+
+def expert_demonstrations(session: Session) -> list[Trajectory]:
+    """The solved expert transcripts of the train split (recorded by rank 0 on first use)."""
+    path = session.run.rollouts / "expert-train.jsonl"
+    if session.ctx.is_main and not path.is_file():
+        recorded = asyncio.run(record_expert_transcripts(session.splits["train"], session.chat, session.cfg,
+                                                         label=session.label))
+        save_trajectories(path, [t for t in recorded if t.outcome == "solved"])
+    barrier(session.ctx)
+    demos = load_trajectories(path)
+    if not demos:
+        raise UserError("no reference solution of the train tasks was solved in the sandbox: nothing to imitate")
+    return demos
+
+
+class SFTTrainer(Loop):
+    def __init__(self, session: Session) -> None:
+        self.demos = expert_demonstrations(session)
+        super().__init__(session, len(self.demos))
+        cfg = session.cfg
+        self.title = f"{cfg.name} (sft)"
+        self.total_steps = math.ceil(cfg.train.sft_epochs * len(self.demos) / cfg.train.sft_batch_size)
+        self.restore()
+        if cfg.train.eval_every:
+            policy = make_policy(cfg, session.model, session.tokenizer, session.model_path, training=False, seed=cfg.seed)
+            self.evaluator = session.evaluator(policy)
+
+    def micro_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """Action NLL (+ weighted env term) of one micro-batch, with its metrics."""
+        cfg = self.s.cfg
+        logprobs = token_logprobs(self.s.model, batch.input_ids, batch.attention_mask, cfg.objective.logprob_chunk_size).logprobs
+        action_nll = aggregate(-logprobs, batch.action_mask.float(), "seq_mean", batch.n_seqs, batch.n_action_tokens, 1.0)
+        env, env_metrics = env_term(logprobs, batch, cfg.objective.env)
+        weight = cfg.train.sft_env_loss_weight
+        loss = action_nll + weight * env if weight else action_nll
+        metrics = {"loss": float(loss.detach()), "action_nll": float(action_nll.detach()), "env_ce": env_metrics["env_ce"],
+                   "action_tokens": float(batch.action_mask.sum()), "env_tokens": float(batch.env_mask.sum())}
+        return loss, metrics
+
+    def train_step(self, step: int) -> tuple[dict[str, Any], list[Alarm]]:
+        cfg, s = self.s.cfg, self.s
+        start = time.monotonic()
+        chosen = shard([self.demos[i] for i in self.sampler.next(cfg.train.sft_batch_size)], s.ctx)
+        batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, 1.0)
+        n_seqs, n_tokens = all_reduce_sum([batch.n_seqs, batch.n_action_tokens], s.ctx)
+        batch = dataclasses.replace(batch, n_seqs=n_seqs, n_action_tokens=n_tokens)
+        s.model.train()
+        parts = []
+        for mb in batch.micro_batches(cfg.train.micro_batch_size) if chosen else []:
+            loss, metrics = self.micro_loss(mb.to(s.ctx.device))
+            loss.backward()
+            parts.append(metrics)
+        all_reduce_gradients(s.model.parameters(), s.ctx)
+        lr = self.scheduler.get_last_lr()[0]
+        grad_norm = clip_and_step(s.model, self.optimizer, self.scheduler, cfg.optim.grad_clip)
+        s.model.eval()
+        metrics = reduce_metrics(gather_lists(parts, s.ctx))
+        elapsed = time.monotonic() - start
+        record = {"kind": "sft", "step": step, **metrics, "grad_norm": grad_norm, "lr": lr, "step_s": elapsed,
+                  "tokens_per_s": n_tokens / max(elapsed, 1e-9)}
+        s.log(record)
+        return record, []
+
+
+def sft(cfg: RunConfig, out: Path, *, resume: bool = False) -> Path:
+    """Run (or resume) SFT on expert demonstrations into ``out``; return the run directory."""
+    return run_loop(SFTTrainer, cfg, out, resume=resume)

@@ -1,0 +1,94 @@
+"""The RL loop: GRPO, ECHO or env-only (``objective.algorithm``) on terminal tasks.
+
+    run_dir = train(cfg, Path("runs/echo"))                 # or: echo-rl train CONFIG --out runs/echo
+    run_dir = train(cfg, Path("runs/echo"), resume=True)    # continue a killed run from its last checkpoint
+
+Step s (1 … ``train.steps``): draw ``train.tasks_per_step`` tasks from the seeded sampler; each rank runs
+``train.rollouts_per_task`` episodes of its share of them (sampler reseeded from (seed, s, rank)); one
+update (:mod:`echo_rl.train.update`); metrics, collapse alarms and sampled transcripts logged. Evaluation
+and checkpoints as in :mod:`echo_rl.train.loop`. Every random draw is a function of the seed and the
+step, and the checkpoint holds everything else (model, optimizer, scheduler, RNG, sampler position, alarm
+history, balancer bound), so a resumed run continues as the uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from echo_rl.config import RunConfig
+from echo_rl.objective import LambdaBalancer
+from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
+from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.train.alarms import SIGNALS, Alarm, CollapseMonitor
+from echo_rl.train.distributed import gather_lists, shard
+from echo_rl.train.loop import Loop, run_loop
+from echo_rl.train.policy_sync import make_policy, reseed, sync_weights
+from echo_rl.train.seeding import derive_seed
+from echo_rl.train.session import Session
+from echo_rl.train.sinks import write_transcripts
+from echo_rl.train.stepstats import merge_stats, rollout_stats, step_metrics
+from echo_rl.train.update import policy_update
+
+
+def sample_evenly(items: list[Trajectory], count: int) -> list[Trajectory]:
+    """``count`` items spread evenly over ``items`` (all of them when fewer)."""
+    if count >= len(items):
+        return list(items)
+    return [items[i * len(items) // count] for i in range(count)]
+
+
+class Trainer(Loop):
+    """The RL loop over an opened :class:`Session` (see the module docstring)."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session, len(session.splits["train"]))
+        cfg = session.cfg
+        self.title = f"{cfg.name} ({cfg.objective.algorithm})"
+        self.total_steps = cfg.train.steps
+        self.balancer = LambdaBalancer(cfg.objective)
+        self.monitor = CollapseMonitor(cfg.alarms)
+        self.policy = make_policy(cfg, session.model, session.tokenizer, session.model_path, training=True, seed=cfg.seed)
+        self.restore()
+        self.evaluator = session.evaluator(self.policy) if cfg.train.eval_every else None
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"alarms": self.monitor.state(), "balancer_bound": self.balancer.bound}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.monitor.load_state(state["alarms"])
+        self.balancer.bound = state["balancer_bound"]
+
+    def rollouts(self, step: int) -> list[Trajectory]:
+        """This rank's rollouts of step ``step``: whole groups, task-major."""
+        cfg, s = self.s.cfg, self.s
+        tasks = [s.splits["train"][i] for i in self.sampler.next(cfg.train.tasks_per_step)]
+        reseed(self.policy, derive_seed(cfg.seed, "rollout", step, s.ctx.rank))
+        runner = EpisodeRunner(self.policy, s.chat, cfg, label=s.label, split="train", policy_step=step)
+        return run_episodes(runner, group_requests(shard(tasks, s.ctx), cfg.train.rollouts_per_task))
+
+    def train_step(self, step: int) -> tuple[dict[str, Any], list[Alarm]]:
+        """Rollouts, update, metrics and alarms of one step; returns the logged record and its alarms."""
+        cfg, s = self.s.cfg, self.s
+        start = time.monotonic()
+        local = self.rollouts(step)
+        rollout_s = time.monotonic() - start
+        update = policy_update(s.model, self.optimizer, self.scheduler, self.balancer, local, cfg, step, s.pad_id, s.ctx)
+        sync_weights(self.policy, s.model)
+        stats = step_metrics(merge_stats(gather_lists([rollout_stats(local, cfg.train.rollouts_per_task)], s.ctx)))
+        record = {"kind": "train", "step": step, **update, **stats, "rollout_s": rollout_s,
+                  "step_s": time.monotonic() - start, "tokens_per_s": stats["action_tokens"] / max(rollout_s, 1e-9)}
+        alarms = self.monitor.update(step, {name: record.get(name) for name in SIGNALS})
+        record["alarms"] = [alarm.to_dict() for alarm in alarms]
+        record |= {f"alarm/{alarm.signal}": 1 for alarm in alarms}
+        s.log(record)
+        if s.ctx.is_main and cfg.train.save_transcripts:
+            sampled = sample_evenly(local, cfg.train.save_transcripts)
+            write_transcripts(s.run.rollouts / f"step-{step:06d}.jsonl", sampled, s.tokenizer)
+        return record, alarms
+
+
+def train(cfg: RunConfig, out: Path, *, resume: bool = False) -> Path:
+    """Run (or resume) RL training into ``out``; return the run directory."""
+    return run_loop(Trainer, cfg, out, resume=resume)

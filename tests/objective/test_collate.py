@@ -1,0 +1,89 @@
+import pytest
+import torch
+from objective_helpers import PAD, make_batch, standard_trajectories, trajectory
+
+from echo_rl.batch import collate
+from echo_rl.config import EnvLossConfig, ObjectiveConfig
+from echo_rl.rollout.trajectory import Role
+
+
+def _positions(traj, *roles):
+    return [i for i, role in enumerate(traj.roles) if role in roles]
+
+
+def _true(mask_row):
+    return torch.nonzero(mask_row).flatten().tolist()
+
+
+def test_masks_padding_and_counts_follow_the_roles():
+    trajs = standard_trajectories()
+    batch = make_batch(trajs, temperature=0.8)
+    length = max(len(t.token_ids) for t in trajs)
+    assert batch.input_ids.shape == (6, length) and batch.temperature == 0.8
+    for i, traj in enumerate(trajs):
+        n = len(traj.token_ids)
+        assert batch.input_ids[i, :n].tolist() == traj.token_ids and (batch.input_ids[i, n:] == PAD).all()
+        assert _true(batch.attention_mask[i]) == list(range(n))
+        assert _true(batch.action_mask[i]) == _positions(traj, Role.ACTION)
+        assert _true(batch.warning_mask[i]) == _positions(traj, Role.WARNING)
+        assert _true(batch.env_mask[i]) == _positions(traj, Role.ENV)
+        assert _true(batch.target_mask[i]) == _positions(traj, Role.ENV)  # paper: env_only
+        assert batch.obs_count[i] == len(_positions(traj, Role.WARNING, Role.ENV))
+        assert batch.sampling_logprobs[i, :n].tolist() == pytest.approx(traj.logprobs)
+    assert batch.group_ids.tolist() == [0, 0, 0, 1, 1, 1]
+    assert batch.n_seqs == 6 and batch.n_action_tokens == sum(len(_positions(t, Role.ACTION)) for t in trajs)
+
+
+@pytest.mark.parametrize(
+    ("targets", "roles"),
+    [
+        ("env_only", (Role.ENV,)),
+        ("warning_only", (Role.WARNING,)),
+        ("warning_plus_env", (Role.WARNING, Role.ENV)),
+    ],
+)
+def test_target_variants_select_their_roles(targets, roles):
+    traj = trajectory([{"warning": 2, "env": 3, "warnings": ["w"]}, {"env": 4}])
+    batch = make_batch([traj], ObjectiveConfig(env=EnvLossConfig(targets=targets)))
+    assert _true(batch.target_mask[0]) == _positions(traj, *roles)
+
+
+def test_full_observation_targets_are_the_whole_observation_messages():
+    traj = trajectory([{"warning": 2, "env": 3, "warnings": ["w"]}, {"env": 4}, {"done": True, "command": None}])
+    batch = make_batch([traj], ObjectiveConfig(env=EnvLossConfig(targets="full_observation")))
+    spans = [range(*turn.observation_span) for turn in traj.turns if turn.observation_span]
+    assert _true(batch.target_mask[0]) == [i for span in spans for i in span]
+    assert not (batch.target_mask & batch.action_mask).any()
+    assert batch.obs_count[0] == 2 + 3 + 4  # Z counts observation content only
+
+
+def test_infra_error_and_empty_rollouts_keep_a_row_with_empty_masks():
+    ok = trajectory([{"env": 3}], task_id="t", reward=1.0)
+    infra = trajectory([{"env": 3}], task_id="t", outcome="infra_error")
+    empty = trajectory([], prompt=0, task_id="t")
+    batch = make_batch([ok, ok, infra, empty])
+    assert batch.valid.tolist() == [True, True, False, True]
+    assert batch.n_seqs == 3
+    for i in (2, 3):
+        assert not (batch.action_mask[i] | batch.env_mask[i] | batch.warning_mask[i] | batch.target_mask[i]).any()
+    assert batch.advantages[2] == 0
+    assert batch.attention_mask[3].tolist() == [1] + [0] * (batch.input_ids.shape[1] - 1)
+
+
+def test_micro_batches_keep_the_step_denominators_and_stats():
+    batch = make_batch(standard_trajectories())
+    parts = batch.micro_batches(4)
+    assert [len(p) for p in parts] == [4, 2]
+    assert all(p.n_seqs == batch.n_seqs and p.n_action_tokens == batch.n_action_tokens for p in parts)
+    assert parts[1].stats is batch.stats
+    for part, rows in zip(parts, (slice(0, 4), slice(4, 6))):
+        length = int(batch.attention_mask[rows].sum(1).max())  # each part is cut to its longest row
+        assert part.input_ids.shape[1] == length and not batch.attention_mask[rows, length:].any()
+        assert torch.equal(part.target_mask, batch.target_mask[rows, :length])
+        assert torch.equal(part.advantages, batch.advantages[rows])
+
+
+def test_explicit_group_ids_and_advantages_are_kept():
+    trajs = standard_trajectories()[:2]
+    batch = collate(trajs, [0.5, -0.5], ObjectiveConfig(), PAD, 1.0, group_ids=[7, 9])
+    assert batch.group_ids.tolist() == [7, 9] and batch.advantages.tolist() == [0.5, -0.5]

@@ -1,0 +1,76 @@
+"""Each env-target filter removes exactly the observation tokens of the turns it names (stable-ECHO 2)."""
+
+import pytest
+import torch
+from objective_helpers import make_batch, trajectory
+
+from echo_rl.config import EnvFilters, EnvLossConfig, ObjectiveConfig
+from echo_rl.objective.filters import passes_rollout_filters
+
+FIRST_OUTPUT = [11, 12, 13]
+TURNS = [
+    {"env": FIRST_OUTPUT},  # 0: clean
+    {"warning": 2, "warnings": ["Missing <think> block"], "env": 3},  # 1: parse failed, command ran
+    {"warning": 2, "warnings": ["No command"], "command": None, "exit_code": None, "env": 2},  # 2: rejected
+    {"env": 4, "exit_code": 127, "output": "bash: foo: command not found"},  # 3: error only
+    {"env": list(FIRST_OUTPUT)},  # 4: repeats turn 0 verbatim
+    {"env": 3, "exit_code": -1, "timed_out": True},  # 5: timed out: error only
+    {"env": 2, "exit_code": 0, "output": "sh: x: command not found"},  # 6: error text, exit 0: error only
+]
+NAMED = {"parse_failed": [1, 2], "rejected": [2], "error_only": [3, 5, 6], "repeated": [4]}
+
+
+def _turn_tokens(traj, turns, targets):
+    spans = [traj.turns[i].env_span for i in turns]
+    if targets == "warning_plus_env":
+        spans += [traj.turns[i].warning_span for i in turns if traj.turns[i].warning_span]
+    return {p for span in spans for p in range(*span)}
+
+
+@pytest.mark.parametrize("targets", ["env_only", "warning_plus_env"])
+@pytest.mark.parametrize("name", list(NAMED))
+def test_each_filter_removes_exactly_its_turns_tokens(name, targets):
+    traj = trajectory(TURNS)
+    unfiltered = make_batch([traj], ObjectiveConfig(env=EnvLossConfig(targets=targets)))
+    cfg = ObjectiveConfig(env=EnvLossConfig(targets=targets, filters=EnvFilters(**{name: True})))
+    batch = make_batch([traj], cfg)
+    before = set(torch.nonzero(unfiltered.target_mask[0]).flatten().tolist())
+    after = set(torch.nonzero(batch.target_mask[0]).flatten().tolist())
+    removed = _turn_tokens(traj, NAMED[name], targets)
+    assert before - after == removed and after == before - removed
+    assert batch.stats[f"filter/{name}"] == pytest.approx(len(removed) / len(before))
+    assert batch.stats["filter/total"] == pytest.approx(len(removed) / len(before))
+    assert torch.equal(batch.obs_count, unfiltered.obs_count)  # Z (paper normalisation) is unchanged
+
+
+def test_all_filters_together_report_each_share_and_the_union():
+    traj = trajectory(TURNS)
+    batch = make_batch(
+        [traj],
+        ObjectiveConfig(
+            env=EnvLossConfig(filters=EnvFilters(parse_failed=True, rejected=True, error_only=True, repeated=True))
+        ),
+    )
+    kept = set(torch.nonzero(batch.target_mask[0]).flatten().tolist())
+    assert kept == set(range(*traj.turns[0].env_span))
+    total = sum(len(range(*turn.env_span)) for turn in traj.turns)
+    assert batch.stats["filter/total"] == pytest.approx(1 - len(kept) / total)
+    assert batch.stats["filter/parse_failed"] == pytest.approx((3 + 2) / total)
+
+
+def test_defaults_filter_nothing():
+    batch = make_batch([trajectory(TURNS)])
+    assert batch.stats == {"filter/rollout": 0.0, "filter/total": 0.0}
+
+
+def test_rollout_filters_keep_clean_rollouts_only():
+    # 7 turns: 5 without warnings, 6 with a command
+    traj = trajectory(TURNS)
+    assert passes_rollout_filters(traj, EnvLossConfig(min_clean_turn_share=5 / 7, min_valid_call_share=6 / 7))
+    assert not passes_rollout_filters(traj, EnvLossConfig(min_clean_turn_share=0.8))
+    assert not passes_rollout_filters(traj, EnvLossConfig(min_valid_call_share=0.9))
+    clean = trajectory([{"env": 3}, {"env": 2}], seed=1)
+    cfg = ObjectiveConfig(algorithm="env_only", env=EnvLossConfig(min_clean_turn_share=0.8))
+    batch = make_batch([traj, clean], cfg)
+    assert not batch.target_mask[0].any() and batch.target_mask[1].sum() == 5
+    assert batch.stats["filter/rollout"] == pytest.approx(batch.env_mask[0].sum().item() / batch.env_mask.sum().item())

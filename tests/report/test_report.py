@@ -1,0 +1,82 @@
+"""``echo-rl report`` on two run directories written through the real writers (RunDir, eval results)."""
+
+import json
+import struct
+
+from echo_rl.config import RunConfig
+from echo_rl.eval.results import write_result
+from echo_rl.eval.summary import summarize_episodes
+from echo_rl.rollout.trajectory import Role, Trajectory, Turn
+from echo_rl.rundir import RunDir
+
+
+def _episodes(solved: int, infra: int = 0) -> list[Trajectory]:
+    out = []
+    for i in range(8):
+        outcome = "infra_error" if i < infra else ("solved" if i < infra + solved else "failed")
+        out.append(
+            Trajectory(
+                task_id=f"t{i % 4}",
+                token_ids=[1, 2, 3, 4],
+                roles=[Role.PROMPT, Role.ACTION, Role.ACTION, Role.ENV],
+                logprobs=[0.0, -1.0, -1.0, 0.0],
+                turns=[Turn(action_span=(1, 3), action_text="x", command="ls")],
+                outcome=outcome,
+                family="copy" if i % 2 else "count",
+                verifier_reason="sandbox could not start" if outcome == "infra_error" else "",
+            )
+        )
+    return out
+
+
+def _make_run(root, algorithm, lam, final_solved, infra=0, alarm_step=None):
+    run = RunDir.create(root)
+    run.write_config(RunConfig(name=algorithm, objective={"algorithm": algorithm, "env": {"lam": lam}}))
+    for step in range(1, 4):
+        record = {"kind": "train", "step": step, "reward_mean": 0.1 * step, "loss": 1.0 / step, "policy_loss": 0.5 / step, "env_loss": 2.0 / step, "env_ce": 3 - step * 0.5,
+                  "tokens_mean": 40, "turns_mean": 2}
+        if step == alarm_step:
+            record["alarms"] = [{"signal": "entropy_action", "step": step, "value": 0.1, "baseline": 1.0, "threshold": 0.5}]
+        run.log_metrics(record)
+    for step, solved in ((0, 2), (3, final_solved)):
+        scores = {"validation": {"sampled": summarize_episodes(_episodes(solved, infra if step else 0), [1, 2])}}
+        write_result(run, {"step": step, "scores": scores, "env_ce": {"value": 4.0 - step, "tokens": 100, "transcripts": 4}})
+    return root
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_compares_runs_side_by_side_with_intervals_and_exclusions(cli, tmp_path):
+    grpo = _make_run(tmp_path / "grpo", "grpo", 0.0, final_solved=4)
+    echo = _make_run(tmp_path / "echo", "echo", 0.05, final_solved=6, infra=2, alarm_step=2)
+    out = tmp_path / "report"
+    result = cli("report", str(grpo), str(echo), "--out", str(out))
+    assert result.code == 0, result.stderr
+    md = (out / "report.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| metric"))
+    assert header == "| metric | base | grpo (GRPO) | echo (ECHO λ=0.05) |"
+    row = next(line for line in md.splitlines() if line.startswith("| validation pass@1 (sampled)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1].startswith("25.0 [") and cells[2].startswith("50.0 [")
+    assert cells[3].startswith("100.0 [") and "2 infra-excluded (sandbox could not start ×2)" in cells[3]
+    assert "validation pass@1: 25.0 → 50.0 → 100.0" in md
+    assert "| held-out env CE (nats/token, T=1) | 4.000 | 1.000 | 1.000 |" in md
+    assert "| steps to best validation | — | 3 | 3 |" in md
+    assert "ALARM echo (ECHO λ=0.05): entropy_action fell to 0.1" in md
+    assert "pass@1 per family" in md
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and '<img src="reward.png"' in html
+    for name in ("reward", "pass_at_1", "env_ce", "loss", "tokens", "turns"):
+        width, height = _png_size(out / f"{name}.png")
+        assert width > 100 and height > 100
+    assert json.loads((out / "summary.json").read_text())["table"]["header"][1] == "base"
+
+
+def test_report_on_a_directory_that_is_not_a_run_is_one_line(cli, tmp_path):
+    result = cli("report", str(tmp_path), "--out", str(tmp_path / "r"))
+    assert result.code == 2 and result.stderr.count("\n") == 1
+    assert "not a run directory" in result.stderr
