@@ -3,18 +3,17 @@
 Sources, in order of precedence for each split (``train``, ``validation``, ``heldout``): an explicit
 source (``tasks.train`` / ``tasks.validation`` / ``tasks.heldout``: a task folder, a directory of task
 folders, a corpus, or a family range such as ``key_copy:0-9``), a corpus built by ``echo-rl tasks build``
-(``tasks.corpus``), or — with neither — a corpus generated from the procedural families in a temporary
-directory (deterministic in ``cfg.tasks``). Every problem is a one-line :class:`UserError`.
+(``tasks.corpus``), or — with neither — splits drawn in memory from the procedural families
+(deterministic in ``cfg.tasks``). Every problem is a one-line :class:`UserError`.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
-from echo_rl.tasks.corpus import build_corpus, load_corpus, resolve_tasks
+from echo_rl.tasks.corpus import draw_splits, load_corpus, resolve_tasks
 from echo_rl.tasks.environment import check_runnable
 from echo_rl.tasks.task import Task
 
@@ -43,9 +42,7 @@ def load_task_splits(cfg: RunConfig, splits: Iterable[str]) -> dict[str, list[Ta
             out[split] = load_corpus(cfg.tasks.corpus, split)
         else:
             if generated is None:
-                with tempfile.TemporaryDirectory(prefix="echo-rl-corpus-") as tmp:
-                    build_corpus(f"{tmp}/corpus", cfg.tasks, cfg.sandbox.base_image)
-                    generated = {name: load_corpus(f"{tmp}/corpus", name) for name in ("train", "validation", "heldout")}
+                generated = draw_splits(cfg.tasks, cfg.sandbox.base_image).tasks
             out[split] = generated[split]
     if "train" in out and not out["train"]:
         raise UserError("the train split has no tasks", where=cfg.tasks.train or cfg.tasks.corpus or "tasks")
