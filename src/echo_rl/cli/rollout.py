@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from echo_rl.cli.common import config_arguments, out_option
 from echo_rl.errors import UserError
+
+if TYPE_CHECKING:
+    from echo_rl.config import RunConfig
+    from echo_rl.rollout.trajectory import Trajectory
+    from echo_rl.tasks.task import Task
 
 TRAJECTORIES = "trajectories.jsonl"
 
@@ -16,6 +22,43 @@ TRAJECTORIES = "trajectories.jsonl"
 @click.group()
 def rollout() -> None:
     """Run a policy on tasks and inspect the trajectories."""
+
+
+def run_with_progress(
+    cfg: RunConfig, tasks: list[Task], samples: int, temperature: float | None, concurrency: int | None, out: Path
+) -> list[Trajectory]:
+    """Run ``samples`` episodes of every task with the policy ``cfg.policy`` describes, showing a progress
+    bar with the outcome counts; trajectories come back in task order, ``samples`` per task."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from echo_rl.harness.chat import ChatFormat
+    from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
+    from echo_rl.rollout.policy import build_policy
+    from echo_rl.train.session import run_label
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    policy, tokenizer = build_policy(cfg)
+    chat = ChatFormat.from_config(tokenizer, cfg.harness)
+    runner = EpisodeRunner(policy, chat, cfg, temperature=temperature, label=run_label(out))
+    requests = group_requests(tasks, samples)
+    outcomes: dict[str, int] = {}
+    with Progress(
+        TextColumn("episodes"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[outcomes]}"),
+    ) as progress:
+        bar = progress.add_task("episodes", total=len(requests), outcomes="")
+
+        def done(trajectory: Trajectory) -> None:
+            outcomes[trajectory.outcome] = outcomes.get(trajectory.outcome, 0) + 1
+            summary = " ".join(f"{key}={value}" for key, value in sorted(outcomes.items()))
+            progress.update(bar, advance=1, outcomes=summary)
+
+        trajectories = run_episodes(runner, requests, concurrency=concurrency, on_done=done)
+    policy.close()
+    return trajectories
 
 
 @rollout.command()
@@ -45,6 +88,8 @@ def run(
     """Run N episodes per task and write OUT/trajectories.jsonl (+ config.yaml)."""
     from echo_rl.config import load_config_args
     from echo_rl.models.load import resolve_checkpoint
+    from echo_rl.train.session import resolve_model_spec
+    from echo_rl.rollout.trajectory import save_trajectories
     from echo_rl.rundir import RunDir
     from echo_rl.tasks.corpus import resolve_tasks
 
@@ -53,6 +98,7 @@ def run(
         cfg.policy.model = model
     if samples < 1:
         raise UserError(f"-n {samples}: must be at least 1")
+    cfg.policy.model = resolve_model_spec(cfg.policy.model)  # a run directory: its latest checkpoint
     resolve_checkpoint(cfg.policy.model)
     tasks, errors = resolve_tasks(tasks_spec, split)
     for error in errors:
@@ -61,37 +107,7 @@ def run(
         raise UserError("no tasks found", where=tasks_spec)
     run_dir = RunDir.create(out)
     run_dir.write_config(cfg)
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from echo_rl.harness.chat import ChatFormat
-    from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
-    from echo_rl.rollout.policy import build_policy
-    from echo_rl.rollout.trajectory import save_trajectories
-    from echo_rl.train.session import run_label
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    policy, tokenizer = build_policy(cfg)
-    chat = ChatFormat.from_config(tokenizer, cfg.harness)
-    runner = EpisodeRunner(policy, chat, cfg, temperature=temperature, label=run_label(out))
-    requests = group_requests(tasks, samples)
-    outcomes: dict[str, int] = {}
-    with Progress(
-        TextColumn("episodes"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[outcomes]}"),
-    ) as progress:
-        bar = progress.add_task("episodes", total=len(requests), outcomes="")
-
-        def done(trajectory) -> None:  # noqa: ANN001
-            outcomes[trajectory.outcome] = outcomes.get(trajectory.outcome, 0) + 1
-            summary = " ".join(f"{key}={value}" for key, value in sorted(outcomes.items()))
-            progress.update(bar, advance=1, outcomes=summary)
-
-        trajectories = run_episodes(runner, requests, concurrency=concurrency, on_done=done)
-    policy.close()
+    trajectories = run_with_progress(cfg, tasks, samples, temperature, concurrency, out)
     for trajectory in trajectories:
         trajectory.meta["model"] = cfg.policy.model
     save_trajectories(out / TRAJECTORIES, trajectories)

@@ -228,3 +228,57 @@ def check(seeds: int, families: str | None, concurrency: int, config_args: tuple
         click.echo(f"FAILED gates: {', '.join(c.family for c in failed)}")
         raise click.exceptions.Exit(1)
     click.echo(f"all gates passed ({len(results)} families)")
+
+
+@tasks.command("filter")
+@click.argument("source")
+@split_option
+@click.option("--model", help="Checkpoint directory, 'tiny' or 'smollm2-135m' (default: policy.model).")
+@click.option("-k", "attempts", type=click.IntRange(1), default=16, show_default=True, help="Attempts per task.")
+@click.option("--min-solved", type=click.IntRange(1), default=1, show_default=True)
+@concurrency_option
+@config_arguments
+@out_option(required=True)
+def filter_command(
+    source: str,
+    split: str | None,
+    model: str | None,
+    attempts: int,
+    min_solved: int,
+    concurrency: int,
+    config_args: tuple[str, ...],
+    out: Path,
+) -> None:
+    """Keep the tasks of SOURCE that a policy solves in at least MIN_SOLVED of K attempts (the paper's
+    solvability filter). Any policy backend works: policy.backend=openai with policy.endpoint evaluates a
+    served model. Writes the kept tasks to OUT as Harbor folders + index.jsonl, and OUT/filter.json."""
+    from echo_rl.cli.rollout import run_with_progress
+    from echo_rl.models.load import resolve_checkpoint
+    from echo_rl.train.session import resolve_model_spec
+    from echo_rl.rundir import atomic_write_text
+    from echo_rl.tasks.corpus import export_tasks
+    from echo_rl.tasks.quality import solvability_filter
+
+    cfg = _config(config_args)
+    if model is not None:
+        cfg.policy.model = model
+    cfg.policy.model = resolve_model_spec(cfg.policy.model)  # a run directory: its latest checkpoint
+    if cfg.policy.backend != "openai":
+        resolve_checkpoint(cfg.policy.model)
+    found = _resolve(source, split, cfg.sandbox.base_image)
+    if not found:
+        raise UserError("no tasks found", where=source)
+    trajectories = run_with_progress(cfg, found, attempts, None, concurrency, out)
+    solved: dict[str, list[bool]] = {task.name: [] for task in found}
+    infra = 0
+    for trajectory in trajectories:
+        if trajectory.valid:
+            solved[trajectory.task_id].append(trajectory.outcome == "solved")
+        else:
+            infra += 1
+    report = asyncio.run(solvability_filter(found, lambda task: solved[task.name], min_solved=min_solved))
+    export_tasks(report.kept, out)
+    summary = {"kept": len(report.kept), "dropped": len(report.dropped), "infra_errors_excluded": infra,
+               "attempts": report.attempts}
+    atomic_write_text(out / "filter.json", json.dumps(summary, indent=1))
+    click.echo(f"kept {len(report.kept)} of {len(found)} tasks ({infra} infra-error attempts excluded) -> {out}")
