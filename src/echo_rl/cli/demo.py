@@ -12,9 +12,23 @@ from echo_rl.cli.common import config_arguments, out_option
 @click.command()
 @config_arguments
 @out_option(default="runs/demo")
-@click.option("--quick", is_flag=True, help="A smaller version (under 3 minutes).")
-def demo(config_args: tuple[str, ...], out: Path, quick: bool) -> None:
-    """Run the whole study at small scale and write a report."""
+@click.option("--quick", is_flag=True, help="A smaller version of the same pipeline (under 3 minutes).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Run every method on seeds 0 … N-1 (default: the config's seeds, 2).")
+@click.option("--model", type=click.Choice(["tiny", "smollm2-135m"]), default="tiny", show_default=True,
+              help="tiny: the full study on a locally built tiny Qwen3; smollm2-135m: evaluate SmolLM2-135M-Instruct "
+                   "on validation tasks and run a few ECHO steps (a real chat model end to end on CPU).")
+def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None, model: str) -> None:
+    """Run the whole study at small scale and write a report.
+
+    Builds a task corpus, records reference transcripts in the sandbox, trains a BPE tokenizer and a tiny
+    Qwen3, fine-tunes it on the transcripts (checkpoint chosen by per-family validation success), then runs
+    GRPO, ECHO and env-only from that checkpoint on the same seeds, evaluates everything and writes
+    OUT/report/ (report.md, report.html, summary.json, plots). CONFIG is a demo config (default:
+    configs/demo.yaml, embedded); overrides look like run.train.steps=40 or sft.max_steps=300. Re-running
+    with the same config reuses what is already in OUT.
+    """
     from echo_rl.demo import run_demo
 
-    run_demo(config_args, out, quick=quick)
+    report = run_demo(config_args, out, quick=quick, seeds=seeds, model=None if model == "tiny" else model)
+    click.echo(f"report written to {report}", err=True)
