@@ -1,0 +1,200 @@
+"""Stages 3 and 4 of the demo: the RL runs (one method × seed at a time, all from the SFT checkpoint) and the
+final evaluation of the base policy and of every run.
+
+Each run is an ordinary ``echo-rl train`` run directory, ``OUT/runs/<method>-seed<S>/``, trained by
+:class:`echo_rl.train.trainer.Trainer` with cheap curve evaluations (greedy validation pass@1 and held-out env
+CE every ``run.train.eval_every`` steps). The step-0 evaluation is the same for every run (greedy decoding of
+the same checkpoint), so it is computed once and copied into each run. The final evaluation
+(:func:`final_evaluation`) is the full one: sampled (``eval.samples_per_task`` at the evaluation
+temperature) and greedy pass@1 on validation and held-out families, held-out env CE at τ = 1 on the
+reference transcripts of held-out families and of unseen validation tasks, efficiency — written to
+``RUN/final/`` (``final.json``, ``eval/``, ``rollouts/``). A run whose ``final.json`` carries the same key is
+reused by a re-run.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from echo_rl.config import RunConfig
+from echo_rl.demo.config import DemoConfig, Method, fingerprint, method_run
+from echo_rl.demo.prepare import Prepared
+from echo_rl.rundir import RunDir, atomic_write_text
+
+FINAL = "final"
+
+
+@dataclass
+class RunOutcome:
+    method: Method
+    seed: int
+    path: Path
+    final: dict[str, Any]
+    train_s: float
+    eval_s: float
+    reused: bool
+    train_cpu: float = 0.0
+    eval_cpu: float = 0.0
+
+
+def run_config(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path) -> RunConfig:
+    """The RunConfig of one RL run: the method's config on ``seed`` starting from ``checkpoint``."""
+    run = method_run(cfg, method, seed)
+    data = run.model_dump(mode="json")
+    data["policy"]["model"] = str(checkpoint)
+    data["tasks"]["corpus"] = str(prepared.corpus)
+    data["eval"]["heldout_transcripts"] = str(prepared.env_ce_heldout)
+    return RunConfig.model_validate(data)
+
+
+def final_eval_config(cfg: DemoConfig, run: RunConfig) -> RunConfig:
+    """``run`` with the final evaluation's settings (sampled and greedy, every configured split)."""
+    data = run.model_dump(mode="json")
+    data["seed"] = cfg.eval.seed
+    data["eval"] |= {"splits": list(cfg.eval.splits), "sampled": True, "greedy": True,
+                     "samples_per_task": cfg.eval.samples_per_task, "max_tasks": cfg.eval.max_tasks, "ks": [1]}
+    return RunConfig.model_validate(data)
+
+
+def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared: Prepared, out: Path, step: int,
+                     label: str) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` fully (module docstring) into ``out``; return the result, which also holds
+    ``env_ce_validation`` (reference transcripts of validation tasks) and ``eval_s``."""
+    from echo_rl.eval.evaluate import EnvCESet, Evaluator
+    from echo_rl.eval.heldout import heldout_env_ce
+    from echo_rl.harness.chat import ChatFormat
+    from echo_rl.models.load import load_policy_model
+    from echo_rl.rollout.policy.hf import TransformersPolicy
+    from echo_rl.rollout.trajectory import load_trajectories
+    from echo_rl.train.data import load_task_splits
+    from echo_rl.train.distributed import DistContext
+
+    start = time.monotonic()
+    ecfg = final_eval_config(cfg, run)
+    splits = load_task_splits(ecfg, ecfg.eval.splits)
+    model, tokenizer = load_policy_model(str(checkpoint), dtype=ecfg.policy.dtype, device="cpu")
+    chat = ChatFormat.from_config(tokenizer, ecfg.harness)
+    policy = TransformersPolicy(model, pad_token_id=tokenizer.pad_token_id, seed=ecfg.seed)
+    ctx = DistContext()
+    pad = int(tokenizer.pad_token_id)
+    heldout = load_trajectories(prepared.env_ce_heldout)
+    evaluator = Evaluator(ecfg, policy, chat, splits, label=label, ctx=ctx,
+                          env_ce=EnvCESet(model, heldout, prepared.env_ce_heldout, pad))
+    rundir = RunDir.create(out)
+    result = evaluator.run(step, rundir)
+    validation = load_trajectories(prepared.env_ce_validation)
+    result["env_ce_validation"] = heldout_env_ce(model, validation, ecfg, pad, ctx, prepared.env_ce_validation)
+    result["checkpoint"] = str(checkpoint)
+    result["eval_s"] = time.monotonic() - start
+    return result
+
+
+def _trainer_class(base_eval: dict[str, Any]) -> type:
+    """The RL trainer, with its step-0 evaluation taken from ``base_eval["result"]`` when present (and
+    stored there after the first run computed it)."""
+    from echo_rl.eval.results import flatten, write_result
+    from echo_rl.train.trainer import Trainer
+
+    class DemoTrainer(Trainer):
+        def evaluate(self, step: int) -> dict[str, Any]:
+            if step == self.total_steps and step > 0:
+                return {}  # the final evaluation's greedy validation score is this step's curve point
+            cached = base_eval.get("result")
+            if step != 0 or cached is None:
+                result = super().evaluate(step)
+                if step == 0:
+                    base_eval["result"] = copy.deepcopy(result)
+                return result
+            result = copy.deepcopy(cached)
+            if self.s.ctx.is_main:
+                write_result(self.s.run, result)
+            self.s.log(flatten(result))
+            score = result["scores"]["validation"]
+            summary = score.get("sampled") or score.get("greedy")
+            self.best = {"step": 0, "score": summary["pass"]["1"]["value"] if summary else None}
+            return result
+
+    return DemoTrainer
+
+
+def write_curve_point(out: Path, final: dict[str, Any], run: RunConfig, prepared: Prepared) -> None:
+    """Record the final evaluation's greedy validation score on the curve's tasks (the first
+    ``run.eval.max_tasks``) and its held-out env CE as the run's last curve evaluation (``eval/step-N.json``
+    and a ``kind: eval`` metrics line), in the shape of the others."""
+    from echo_rl.eval.results import flatten, write_result
+    from echo_rl.eval.summary import summarize_episodes
+    from echo_rl.rollout.trajectory import load_trajectories
+    from echo_rl.rundir import append_jsonl
+    from echo_rl.tasks.corpus import load_corpus
+
+    step = final["step"]
+    path = out / FINAL / "rollouts" / f"eval-step-{step:06d}-validation-greedy.jsonl"
+    if not path.is_file():
+        return
+    episodes = load_trajectories(path)
+    if run.eval.max_tasks:
+        names = {task.name for task in load_corpus(prepared.corpus, "validation")[: run.eval.max_tasks]}
+        episodes = [e for e in episodes if e.task_id in names]
+    summary = summarize_episodes(episodes, [1], run.eval.confidence, run.eval.bootstrap_samples)
+    point = {"step": step, "scores": {"validation": {"greedy": summary}}, "env_ce": final.get("env_ce")}
+    rundir = RunDir(out)
+    write_result(rundir, point)
+    append_jsonl(rundir.metrics, flatten(point))
+
+
+def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
+            out: Path, base_eval: dict[str, Any], log: Any) -> RunOutcome:
+    """Train (or reuse) one method on one seed into ``out`` and evaluate its final checkpoint."""
+    from echo_rl.train.checkpoint import latest_checkpoint, read_state
+    from echo_rl.train.loop import run_loop
+
+    run = run_config(cfg, method, seed, prepared, checkpoint)
+    key = fingerprint(sft_key, run.model_dump(mode="json"), cfg.eval.model_dump(mode="json"), "run-v1")
+    final_path = out / FINAL / "final.json"
+    if final_path.is_file():
+        saved = json.loads(final_path.read_text())
+        if saved.get("key") == key:
+            log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
+            return RunOutcome(method, seed, out, saved, saved.get("train_s", 0.0), saved.get("eval_s", 0.0), True)
+    from echo_rl.demo.pipeline import cpu_seconds
+
+    shutil.rmtree(out, ignore_errors=True)
+    start, cpu0 = time.monotonic(), cpu_seconds()
+    run_loop(_trainer_class(base_eval), run, out)
+    train_s, cpu1 = time.monotonic() - start, cpu_seconds()
+    last = latest_checkpoint(out / "checkpoints")
+    if last is None:
+        raise RuntimeError(f"{out}: the run left no checkpoint")
+    step = read_state(last)["step"]
+    final = final_evaluation(cfg, run, last, prepared, out / FINAL, step, label=f"demo-{method.name}-{seed}")
+    if run.train.eval_every:
+        write_curve_point(out, final, run, prepared)
+    cpu2 = cpu_seconds()
+    final |= {"key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": train_s,
+              "train_cpu_s": cpu1 - cpu0, "eval_cpu_s": cpu2 - cpu1}
+    atomic_write_text(final_path, json.dumps(final, indent=1))
+    return RunOutcome(method, seed, out, final, train_s, final["eval_s"], False, cpu1 - cpu0, cpu2 - cpu1)
+
+
+def evaluate_base(cfg: DemoConfig, prepared: Prepared, checkpoint: Path, sft_key: str, out: Path, log: Any) -> dict[str, Any]:
+    """The full evaluation of the SFT checkpoint (the table's base column), reused when its key matches."""
+    run = run_config(cfg, cfg.methods[0], cfg.seeds[0], prepared, checkpoint)
+    key = fingerprint(sft_key, final_eval_config(cfg, run).model_dump(mode="json"), cfg.eval.model_dump(mode="json"),
+                      "base-v1")
+    path = out / "final.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            log("reusing the base evaluation")
+            return saved
+    shutil.rmtree(out, ignore_errors=True)
+    result = final_evaluation(cfg, run, checkpoint, prepared, out, 0, label="demo-base")
+    result |= {"key": key, "method": "base", "label": "base (SFT)", "seed": None}
+    atomic_write_text(path, json.dumps(result, indent=1))
+    return result

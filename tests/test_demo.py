@@ -1,0 +1,168 @@
+"""``echo-rl demo``: the config, the checkpoint selection, the report's statistics, and the whole --quick
+pipeline run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from echo_rl.config import RunConfig
+from echo_rl.demo.config import DemoConfig, load_demo_config, method_run, method_seeds
+from echo_rl.demo.defaults import DEFAULT_YAML
+from echo_rl.demo.report import paired_difference, pooled_score
+from echo_rl.demo.sft import is_eligible, rank
+from echo_rl.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- config ---------------------------------------------------------------------------------------------------
+
+def test_shipped_demo_config_is_the_embedded_default():
+    assert yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()) == yaml.safe_load(DEFAULT_YAML)
+
+
+def test_default_config_resolves_every_method():
+    cfg = load_demo_config()
+    assert isinstance(cfg, DemoConfig) and len(cfg.seeds) >= 2
+    runs = {m.name: method_run(cfg, m, cfg.seeds[0]) for m in cfg.methods}
+    assert {"grpo", "echo", "echo-paper", "env-only"} <= set(runs)
+    assert all(isinstance(r, RunConfig) for r in runs.values())
+    assert runs["grpo"].objective.algorithm == "grpo" and runs["grpo"].objective.env.lam == 0.0
+    assert runs["echo-paper"].objective.env.lam == 0.05
+    assert runs["echo-paper"].objective.env.balance.mode == "none"
+    assert runs["echo"].objective.algorithm == "echo" and runs["echo"].objective.env.balance.mode == "adaptive"
+    assert runs["env-only"].objective.algorithm == "env_only"
+    # same starting point and seeds for every method: only the objective differs
+    strip = lambda r: {k: v for k, v in r.model_dump().items() if k not in ("objective", "name")}
+    assert all(strip(r) == strip(runs["grpo"]) for r in runs.values())
+    seeds = {m.name: method_seeds(cfg, m) for m in cfg.methods}
+    assert seeds["grpo"] == seeds["echo"] == seeds["env-only"] == cfg.seeds  # at least 2 seeds each
+    assert seeds["echo-paper"] == cfg.seeds[: len(seeds["echo-paper"])]
+
+
+def test_overrides_quick_and_seeds():
+    cfg = load_demo_config(("run.train.steps=7", "sft.max_steps=11"), quick=True, seeds=3)
+    assert cfg.run.train.steps == 7 and cfg.sft.max_steps == 11
+    assert cfg.seeds == [0, 1, 2]
+    assert cfg.run.tasks.num_train == load_demo_config(quick=True).run.tasks.num_train
+    assert load_demo_config(quick=True).budget_s <= 180
+
+
+@pytest.mark.parametrize("args, field", [
+    (("run.train.stepz=3",), "run.train.stepz"),
+    (("sft.select.low=0.9", "sft.select.high=0.1"), "sft.select"),
+    (("methods=[]",), "methods"),
+])
+def test_bad_config_is_one_line_user_error(args, field):
+    with pytest.raises(UserError) as err:
+        load_demo_config(args)
+    assert field in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_method_override_names_the_method():
+    with pytest.raises(UserError, match="grpo"):
+        load_demo_config(('methods=[{"name": "grpo", "label": "GRPO", "overrides": {"objective.algorithm": "nope"}}]',))
+
+
+# -- SFT checkpoint selection -----------------------------------------------------------------------------------
+
+def test_selection_prefers_in_band_checkpoints_with_every_family_learned():
+    from echo_rl.demo.config import Selection
+
+    select = Selection(low=0.2, high=0.6, min_family=0.1)
+    points = [
+        {"step": 50, "pass": 0.10, "worst_family": 0.0},   # below the band
+        {"step": 100, "pass": 0.35, "worst_family": 0.0},  # in band, one family at zero
+        {"step": 150, "pass": 0.45, "worst_family": 0.2},  # eligible
+        {"step": 175, "pass": 0.55, "worst_family": 0.2},  # eligible, same worst family, less room
+        {"step": 200, "pass": 0.80, "worst_family": 0.5},  # above the ceiling
+    ]
+    assert [is_eligible(p, select) for p in points] == [False, False, True, True, False]
+    assert max(points, key=lambda p: rank(p, select))["step"] == 150
+    fallback = [points[0], points[4]]
+    assert max(fallback, key=lambda p: rank(p, select))["step"] == 50  # closer to the band
+
+
+# -- report statistics ------------------------------------------------------------------------------------------
+
+def _episodes(outcomes: dict[str, list[bool]]) -> list[dict]:
+    return [{"task": task, "outcome": "solved" if ok else "failed"} for task, oks in outcomes.items() for ok in oks]
+
+
+def test_pooled_score_and_paired_difference():
+    a = _episodes({f"t{i}": [True, True] for i in range(20)} | {f"u{i}": [False, False] for i in range(20)})
+    b = _episodes({f"t{i}": [False, False] for i in range(20)} | {f"u{i}": [False, False] for i in range(20)})
+    score = pooled_score(a)
+    assert score["value"] == pytest.approx(0.5) and score["low"] < 0.5 < score["high"]
+    diff = paired_difference(a, b)
+    assert diff["value"] == pytest.approx(0.5) and 0 < diff["low"] <= 0.5 <= diff["high"]
+    same = paired_difference(a, a)
+    assert same["value"] == 0 and same["low"] == 0 and same["high"] == 0
+    assert pooled_score([]) is None and paired_difference(a, []) is None
+
+
+# -- the whole pipeline ------------------------------------------------------------------------------------------
+
+def _sane_score(cell: dict | None) -> None:
+    assert cell is not None
+    assert 0.0 <= cell["low"] <= cell["value"] <= cell["high"] <= 1.0
+
+
+def test_demo_quick_end_to_end(cli, tmp_path):
+    out = tmp_path / "demo"
+    start = time.monotonic()
+    result = cli("demo", "--quick", "--out", str(out), timeout=900)
+    first = time.monotonic() - start
+    assert result.code == 0, result.stderr[-3000:]
+    report = out / "report"
+    text = (report / "report.md").read_text()
+    for needle in ("base (SFT)", "GRPO", "ECHO (stable)", "ECHO (paper", "env-only", "Did ECHO beat GRPO?",
+                   "held-out env CE", "Wall time", "pass@1"):
+        assert needle in text, needle
+    assert (report / "report.html").is_file()
+    pngs = sorted(p.name for p in report.rglob("*.png"))
+    assert "final_pass.png" in pngs and "sft.png" in pngs, pngs
+    assert all((report / p).stat().st_size > 1000 for p in ("final_pass.png", "sft.png"))
+
+    summary = json.loads((report / "summary.json").read_text())
+    table = summary["table"]
+    assert table["methods"][:3] == ["base", "grpo", "echo"]
+    for name in table["methods"]:
+        row = table["rows"][name]
+        for key in ("validation/sampled", "validation/greedy", "heldout/sampled", "heldout/greedy"):
+            _sane_score(row[key])
+        for key in ("env_ce_heldout", "env_ce_validation"):
+            assert math.isfinite(row[key]) and 0 < row[key] < 20
+        assert row["efficiency"]["turns"] >= 1 and row["efficiency"]["tokens"] > 0
+        assert 0 <= row["efficiency"]["timeout_rate"] <= 1
+    assert "echo" in summary["comparisons"] and summary["verdicts"]["echo"]
+    assert summary["sft"]["selected_step"] >= 1
+    assert "| metric | base (SFT) | GRPO | ECHO (stable)" in summary["table_markdown"]
+    assert len(summary["runs"]) == len(table["methods"]) - 1  # one seed each under --quick
+    for run in summary["runs"]:
+        assert (Path(run["path"]) / "final" / "final.json").is_file()
+        assert (Path(run["path"]) / "config.yaml").is_file()
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["total_s"] > 0 and timings["stages"]
+    assert "demo finished in" in result.stderr
+
+    # a re-run with the same config reuses every stage
+    start = time.monotonic()
+    again = cli("demo", "--quick", "--out", str(out), timeout=600)
+    assert again.code == 0, again.stderr[-3000:]
+    assert again.stderr.count("reusing") >= 3
+    assert time.monotonic() - start < first
+    assert json.loads((report / "summary.json").read_text())["table"]["rows"] == summary["table"]["rows"]
+
+
+def test_demo_bad_override_is_one_line(cli, tmp_path):
+    result = cli("demo", "--quick", "--out", str(tmp_path / "x"), "run.train.steps=0")
+    assert result.code == 2
+    assert result.stderr.startswith("echo-rl: error:") and "run.train.steps" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
