@@ -1,11 +1,13 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from echo_rl.config import load_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
-DEMO_CONFIGS = [path for path in CONFIGS if path.name.startswith("demo")]  # demo configs: see test_demo.py
+# demo configs (echo-rl demo CONFIG) hold a list of methods or extend one that does: see test_demo.py
+DEMO_CONFIGS = [path for path in CONFIGS if {"methods", "extends"} & set(yaml.safe_load(path.read_text()))]
 CONFIGS = [path for path in CONFIGS if path not in DEMO_CONFIGS]
 
 

@@ -54,6 +54,27 @@ def test_overrides_quick_and_seeds():
     assert load_demo_config(quick=True).budget_s <= 180
 
 
+def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
+    cfg, demo = load_demo_config((str(ROOT / "configs" / "echo-sweep.yaml"),)), load_demo_config()
+    assert cfg.run == demo.run and cfg.sft == demo.sft and cfg.model == demo.model and cfg.seeds == demo.seeds
+    runs = {m.name: method_run(cfg, m, 0).objective for m in cfg.methods}
+    assert runs.pop("grpo").algorithm == "grpo"
+    grid = {(o.env.lam, o.env.filters.error_only, o.env.balance.mode) for o in runs.values()}
+    assert grid == {(lam, f, b) for lam in (0.005, 0.01, 0.05) for f in (False, True) for b in ("none", "adaptive")}
+    assert all(o.algorithm == "echo" and len(method_seeds(cfg, m)) >= 2 for m, o in zip(cfg.methods[1:], runs.values()))
+
+
+def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: demo\nseeds: [4]\nrun: {train: {steps: 3}}\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
+    cfg = load_demo_config((str(tmp_path / "b.yaml"),))
+    assert (cfg.name, cfg.seeds, cfg.run.train.steps) == ("b", [4], 3)
+    assert cfg.run.train.tasks_per_step == load_demo_config().run.train.tasks_per_step  # merged, not replaced
+    (tmp_path / "c.yaml").write_text("extends: [demo]\n")
+    with pytest.raises(UserError, match="c.yaml: extends"):
+        load_demo_config((str(tmp_path / "c.yaml"),))
+
+
 @pytest.mark.parametrize("args, field", [
     (("run.train.stepz=3",), "run.train.stepz"),
     (("sft.select.low=0.9", "sft.select.high=0.1"), "sft.select"),
@@ -159,6 +180,24 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert again.stderr.count("reusing") >= 3
     assert time.monotonic() - start < first
     assert json.loads((report / "summary.json").read_text())["table"]["rows"] == summary["table"]["rows"]
+
+    # --until sft stops after SFT and shows the per-family curve (stored in sft/selection.json)
+    until = cli("demo", "--quick", "--until", "sft", "--out", str(out), timeout=600)
+    assert until.code == 0, until.stderr[-3000:]
+    assert "SFT curve" in until.stderr and "step" in until.stderr
+    assert f"SFT curve written to {out / 'sft' / 'selection.json'}" in until.stderr.replace("\n", "")
+    assert json.loads((out / "sft" / "selection.json").read_text())["curve"]
+
+    # a run whose final evaluation is missing (a crash, a broken evaluation) is evaluated again, not retrained
+    run_dir = Path(summary["runs"][0]["path"])
+    (run_dir / "final" / "final.json").unlink()
+    checkpoint = sorted((run_dir / "checkpoints").iterdir())[-1]
+    before = (checkpoint / "model.safetensors").stat().st_mtime_ns
+    redo = cli("demo", "--quick", "--out", str(out), timeout=600)
+    assert redo.code == 0, redo.stderr[-3000:]
+    assert f"reusing the training of {run_dir.name}" in redo.stderr.replace("\n", " ")
+    assert (checkpoint / "model.safetensors").stat().st_mtime_ns == before
+    assert json.loads((run_dir / "final" / "final.json").read_text())["scores"]
 
 
 def test_demo_bad_override_is_one_line(cli, tmp_path):

@@ -49,6 +49,7 @@ class ScriptedPolicy(Policy):
         top_k=0,
         stop_token_ids=(),
         conversations: Sequence[list[dict[str, str]]] | None = None,
+        seeds=None,
     ) -> list[Generation]:
         self.calls.append(len(prompts))
         if len(self.calls) - 1 in self.fail_calls:

@@ -145,3 +145,27 @@ def test_a_task_the_backend_cannot_run_is_a_user_error_before_any_episode(chat):
     no_setup = Task("bare-1", "x", files={"tests/test.sh": b"exit 0\n"})
     with pytest.raises(UserError, match="setup.sh"):
         run(chat, {"x": [act(None)]}, requests=[EpisodeRequest(no_setup)])
+
+
+def test_seeded_episodes_sample_the_same_tokens_however_many_run_at_once(chat):
+    """Issue 7: with per-episode seeds (what training and evaluation use) a run does not depend on the pool
+    size, nor on the policy generator's own seed."""
+    import torch
+
+    from echo_rl.models.tiny import build_tiny_qwen3
+    from echo_rl.rollout.policy.hf import TransformersPolicy
+
+    torch.manual_seed(0)
+    model = build_tiny_qwen3(chat.tokenizer, hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
+                             intermediate_size=128)
+    cfg = config(episode={"max_turns": 3, "max_turn_tokens": 12})
+
+    def episodes(pool: int, generator_seed: int, seed: int = 7):
+        policy = TransformersPolicy(model, pad_token_id=chat.tokenizer.pad_token_id, seed=generator_seed)
+        runner = EpisodeRunner(policy, chat, cfg, label="test-seeded")
+        return run_episodes(runner, group_requests([KEY, OTHER], 3, seed=seed), concurrency=pool)
+
+    one_at_a_time, all_at_once = episodes(1, 0), episodes(6, 1)
+    assert [t.token_ids for t in one_at_a_time] == [t.token_ids for t in all_at_once]
+    assert len({tuple(t.token_ids) for t in all_at_once}) > 1, "the group's episodes differ from each other"
+    assert [t.token_ids for t in episodes(6, 1, seed=8)] != [t.token_ids for t in all_at_once]

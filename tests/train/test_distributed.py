@@ -1,5 +1,6 @@
 """Data parallelism: 2-process torchrun (gloo, CPU) equals 1 process on the same global batch, and a
-training run with evaluation works end to end under torchrun (issue 7, item 6)."""
+training run with evaluation works end to end under torchrun and samples the same episodes as one process
+(issue 7, item 6)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,11 @@ def test_two_process_torchrun_equals_one_process(rl_run, sft_run, tmp_path):
     assert len(train_records) == 1 and train_records[0]["episodes"] == 8, "each rank's rollouts counted once"
     assert [r["step"] for r in records if r["kind"] == "eval"] == [0, 1]
     assert latest_checkpoint(run_out / "checkpoints").name == "step-000001"
+
+    # per-episode random streams: rank 0 sampled exactly the episodes the 1-process run sampled for its groups
+    ranked = load_trajectories(run_out / "rollouts" / "step-000001.jsonl")
+    alone = load_trajectories(rl_run("echo") / "rollouts" / "step-000001.jsonl")
+    assert len(ranked) == 4 and [t.token_ids for t in ranked] == [t.token_ids for t in alone[:4]]
+    alone_record = next(r for r in RunDir(rl_run("echo")).read_metrics() if r["kind"] == "train")
+    for key in ("reward_mean", "tokens_mean", "turns_mean", "action_tokens", "env_tokens"):
+        assert train_records[0][key] == alone_record[key], key

@@ -2,9 +2,10 @@
 and two ``cron_edit`` tasks (held-out family).
 
 The plain action format keeps actions ~17 tokens, so 30 SFT steps give a policy that solves the train tasks
-sometimes at temperature 0.8 (mixed groups: GRPO has a signal). ``sandbox.pool_size`` 1 runs one episode
-at a time, so the sampler's random stream is consumed in a fixed order (with several live episodes the
-batch composition, and so which episode gets which draw, depends on timing): runs are reproducible.
+sometimes at temperature 0.8 (mixed groups: GRPO has a signal). Every episode samples from its own seeded
+stream, so the same tokens come out at any ``sandbox.pool_size``; 1 runs one episode at a time, so that
+the log-probs too are computed in batches of the same composition, bit for bit (the resume test compares
+metrics exactly).
 """
 
 from __future__ import annotations

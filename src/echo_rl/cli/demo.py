@@ -18,7 +18,10 @@ from echo_rl.cli.common import config_arguments, out_option
 @click.option("--model", type=click.Choice(["tiny", "smollm2-135m"]), default="tiny", show_default=True,
               help="tiny: the full study on a locally built tiny Qwen3; smollm2-135m: evaluate SmolLM2-135M-Instruct "
                    "on validation tasks and run a few ECHO steps (a real chat model end to end on CPU).")
-def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None, model: str) -> None:
+@click.option("--until", type=click.Choice(["sft"]), default=None,
+              help="Stop after this stage (sft: the SFT curve per family, in OUT/sft/selection.json).")
+def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None, model: str,
+         until: str | None) -> None:
     """Run the whole study at small scale and write a report.
 
     Builds a task corpus, records reference transcripts in the sandbox, trains a BPE tokenizer and a tiny
@@ -30,5 +33,6 @@ def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None
     """
     from echo_rl.demo import run_demo
 
-    report = run_demo(config_args, out, quick=quick, seeds=seeds, model=None if model == "tiny" else model)
-    click.echo(f"report written to {report}", err=True)
+    written = run_demo(config_args, out, quick=quick, seeds=seeds, model=None if model == "tiny" else model,
+                       until=until)
+    click.echo(f"{'SFT curve' if until else 'report'} written to {written}", err=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 
 def run_demo(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: int | None = None,
-             model: str | None = None) -> Path:
+             model: str | None = None, until: str | None = None) -> Path:
     """Run the demo into ``out``; return the path of its report (see :func:`echo_rl.demo.pipeline.run`)."""
     from echo_rl.demo.pipeline import run
 
-    return run(config_args, out, quick=quick, seeds=seeds, model=model)
+    return run(config_args, out, quick=quick, seeds=seeds, model=model, until=until)
 
 
 __all__ = ["run_demo"]

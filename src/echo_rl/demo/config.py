@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -194,10 +195,42 @@ def _format_error(err: ValidationError, source: str) -> str:
     return f"{source}: {field}: {message}"
 
 
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` laid over it: mappings merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in changes.items():
+        both_maps = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merge(merged[key], value) if both_maps else value
+    return merged
+
+
+def read_demo_yaml(path: str | Path) -> dict[str, Any]:
+    """A demo config file. With ``extends: demo`` (the embedded default) or ``extends: OTHER.yaml`` (relative
+    to this file) it holds only what differs: the file is merged over its base (:func:`merge`). Top-level
+    keys starting with ``_`` only hold YAML anchors for the rest of the file and are dropped."""
+    from echo_rl.demo.defaults import DEFAULT_YAML
+
+    data = {key: value for key, value in read_yaml(path).items() if not key.startswith("_")}
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise UserError("extends: must be 'demo' or the path of another demo config", where=str(path))
+    if parent == "demo":
+        base = yaml.safe_load(DEFAULT_YAML)
+    else:
+        target = Path(path).parent / parent
+        if target.resolve() == Path(path).resolve():
+            raise UserError("extends: a config cannot extend itself", where=str(path))
+        base = read_demo_yaml(target)
+    return merge(base, data)
+
+
 def load_demo_config(
     args: tuple[str, ...] | list[str] = (), *, quick: bool = False, seeds: int | None = None
 ) -> DemoConfig:
-    """Resolve ``[CONFIG] [key.sub=value …]`` over the embedded default (a CONFIG file replaces it);
+    """Resolve ``[CONFIG] [key.sub=value …]`` over the embedded default (a CONFIG file replaces it, or
+    extends it: :func:`read_demo_yaml`);
     ``quick`` applies the config's ``quick`` overrides first; ``seeds`` N sets ``seeds`` to 0 … N-1."""
     from echo_rl.demo.defaults import DEFAULT_YAML
 
@@ -206,7 +239,7 @@ def load_demo_config(
     stray = [arg for arg in overrides if "=" not in arg]
     if stray:
         raise UserError(f"unexpected argument {stray[0]!r}: overrides look like key.sub=value")
-    data = read_yaml(path) if path else yaml.safe_load(DEFAULT_YAML)
+    data = read_demo_yaml(path) if path else yaml.safe_load(DEFAULT_YAML)
     source = path or "<demo default>"
     if quick:
         for key, value in dict(data.get("quick") or {}).items():

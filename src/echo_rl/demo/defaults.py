@@ -120,23 +120,23 @@ run:                     # the RunConfig every run shares
     verifier_timeout_s: 30
   sandbox:
     command_timeout_s: 5
-    pool_size: 64                  # every episode of a step lives at once: one batched generation per turn
+    pool_size: 100                 # every episode of a step (or an evaluation) at once: one batched generation per turn
   sampling: {temperature: 0.8, eval_temperature: 0.6}
   tasks:
     families: [key_copy, log_count, csv_aggregate, proc_top, sort_dedup]   # each needs a value read from an output
     heldout_families: [pointer_chase, make_target, cron_edit]
-    num_train: 400
+    num_train: 300
     num_validation: 100
     num_heldout: 30
     seed: 0
   objective: {algorithm: echo}
   optim: {lr: 5.0e-5, warmup_steps: 0, grad_clip: 1.0}   # 2e-4 collapsed a ~1M model; the paper's 1e-6 is for 8B
   train:
-    steps: 15
+    steps: 14
     tasks_per_step: 8
     rollouts_per_task: 4
     micro_batch_size: 16
-    eval_every: 5                  # greedy validation (eval.max_tasks) + held-out env CE: curves, steps-to-best
+    eval_every: 7                  # greedy validation (eval.max_tasks) + held-out env CE: curves, steps-to-best
     save_every: 0
     keep_checkpoints: 1
     save_transcripts: 2

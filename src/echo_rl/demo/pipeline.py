@@ -90,17 +90,18 @@ def _quiet_logs() -> None:
 
 
 def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: int | None = None,
-        model: str | None = None) -> Path:
-    """Run the demo into ``out`` (see the module docstring); return the path of report.md."""
+        model: str | None = None, until: str | None = None) -> Path:
+    """Run the demo into ``out`` (see the module docstring); return the path of report.md (with ``until``
+    "sft": stop after SFT and return the path of ``sft/selection.json``, which holds the SFT curve)."""
     cfg = load_demo_config(config_args, quick=quick, seeds=seeds)
     if model is not None and model not in ("tiny",):
         from echo_rl.demo.smol import run_smol
 
         return run_smol(cfg, out, model, quick=quick)
-    return run_tiny(cfg, out, quick=quick)
+    return run_tiny(cfg, out, quick=quick, until=until)
 
 
-def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False) -> Path:
+def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | None = None) -> Path:
     import torch
 
     from echo_rl.demo.prepare import prepare
@@ -138,6 +139,9 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False) -> Path:
     start = time.monotonic()
     sft = run_sft(cfg, prepared, out / "sft", log)
     clock.add("SFT with checkpoint selection", time.monotonic() - start)
+    if until == "sft":
+        _print_sft_curve(console, sft.curve)
+        return out / "sft" / "selection.json"
 
     # 3. base evaluation
     console.rule("3/5 evaluating the starting policy")
@@ -190,13 +194,26 @@ def _score_line(name: str, result: dict[str, Any]) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
+def _print_sft_curve(console: Console, curve: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    families = sorted({name for point in curve for name in point["families"]})
+    table = Table(title="SFT curve", caption="greedy validation pass@1, overall and per family")
+    for name in ("step", "all", *families):
+        table.add_column(name, justify="right")
+    for point in curve:
+        table.add_row(str(point["step"]), f"{point['pass']:.2f}",
+                      *(f"{point['families'].get(name, 0.0):.2f}" for name in families))
+    console.print(table)
+
+
 def _print_summary(console: Console, cfg: DemoConfig, summary: dict[str, Any], timings: dict[str, float], total: float,
                    report: Path) -> None:
     from rich.table import Table
 
-    from echo_rl.demo.report import table_rows, verdict
+    from echo_rl.demo.report import results_table, verdict
 
-    header, rows = table_rows(summary, cfg)
+    header, rows = results_table(summary, cfg)
     table = Table(title="base → GRPO → ECHO", show_lines=False)
     for name in header:
         table.add_column(name, overflow="fold")

@@ -42,7 +42,6 @@ from echo_rl.rollout.trajectory import (
     save_trajectories,
 )
 from echo_rl.rundir import atomic_write_text
-from echo_rl.sandbox.base import SandboxError
 from echo_rl.tasks.replay import ReferenceStep
 from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import VerifierResult
@@ -96,30 +95,14 @@ async def replay_references(
 ) -> list[Replay]:
     """Replay each task's reference solution in a fresh sandbox and verify it (``sandbox.pool_size`` at a
     time); tasks whose sandbox failed after ``sandbox.infra_retries`` retries are left out."""
-    from echo_rl.tasks.environment import open_task_sandbox
-    from echo_rl.tasks.replay import record_reference
-    from echo_rl.tasks.verifier import verify
+    from echo_rl.rollout.expert import replay_verified
 
     slots = asyncio.Semaphore(cfg.sandbox.pool_size)
 
     async def one(task: Task) -> Replay | None:
         try:
-            for _ in range(cfg.sandbox.infra_retries + 1):
-                async with slots:
-                    try:
-                        sandbox = await open_task_sandbox(task, cfg.sandbox, label=label)
-                    except SandboxError:
-                        continue
-                    try:
-                        steps = await record_reference(task, sandbox, cfg.sandbox.command_timeout_s)
-                        result = await verify(task, sandbox, task.verifier_timeout_s or cfg.episode.verifier_timeout_s)
-                    except SandboxError:
-                        continue
-                    finally:
-                        await sandbox.stop()
-                if result.outcome != "infra_error":
-                    return task, steps, result
-            return None
+            replayed = await replay_verified(task, cfg, slots, label=label)
+            return None if replayed is None else (task, *replayed)
         finally:
             if on_done is not None:
                 on_done()

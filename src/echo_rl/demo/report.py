@@ -31,8 +31,8 @@ from echo_rl.report.render import (
     Image,
     Paragraph,
     TableBlock,
-    to_html,
     to_markdown,
+    write_page,
 )
 from echo_rl.rundir import atomic_write_text
 
@@ -293,6 +293,31 @@ def table_rows(summary: dict[str, Any], cfg: DemoConfig) -> tuple[list[str], lis
     return ["metric", *table["columns"]], rows
 
 
+WIDE = 6  # methods beyond which the results table lists one method per row
+
+
+def results_table(summary: dict[str, Any], cfg: DemoConfig) -> tuple[list[str], list[list[str]]]:
+    """:func:`table_rows`, with methods as columns (the paper's layout) or, past :data:`WIDE` methods (a
+    sweep), as rows."""
+    header, rows = table_rows(summary, cfg)
+    if len(header) - 1 <= WIDE:
+        return header, rows
+    return ["method", *(row[0] for row in rows)], [list(column) for column in zip(*[header[1:], *(r[1:] for r in rows)])]
+
+
+def against_grpo(summary: dict[str, Any], cfg: DemoConfig) -> tuple[list[str], list[list[str]]]:
+    """One row per method compared with GRPO: the paired differences in pass@1 (points, 95% interval) on
+    every split and mode, held-out env CE beside GRPO's, and the collapse alarms per seed."""
+    rows_data, comps = summary["table"]["rows"], summary["comparisons"]
+    labels = dict(zip(summary["table"]["methods"], summary["table"]["columns"]))
+    keys = [f"{split}/{mode}" for split in cfg.eval.splits for mode in MODES]
+    header = ["method vs GRPO", *(f"Δ {SPLIT_NAMES.get(k.split('/')[0], k)} {k.split('/')[1]}" for k in keys),
+              "held-out env CE (GRPO " + _num(rows_data.get("grpo", {}).get("env_ce_heldout")) + ")", "alarms"]
+    rows = [[labels[name], *(_diff_text(comp.get(k)) for k in keys), _num(rows_data[name]["env_ce_heldout"]),
+             _list(rows_data[name]["alarms"])] for name, comp in comps.items()]
+    return header, rows
+
+
 def _diff_text(diff: dict[str, float] | None) -> str:
     if not diff:
         return "n/a"
@@ -433,7 +458,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     from echo_rl.report.runs import load_runs
 
     out.mkdir(parents=True, exist_ok=True)
-    header, rows = table_rows(summary, cfg)
+    header, rows = results_table(summary, cfg)
     plots: list[tuple[str, str]] = []
     if _plot_final(summary, cfg, out / "final_pass.png"):
         plots.append(("final_pass.png", "final pass@1 per method"))
@@ -480,6 +505,10 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     if arrow:
         blocks.append(Paragraph(arrow))
     blocks.append(TableBlock(header, rows))
+    if summary["comparisons"]:
+        blocks += [Heading("Each method against GRPO", 3), Paragraph(
+            "Differences in pass@1 in points, with 95% paired-bootstrap intervals over tasks (seeds pooled); an "
+            "interval above zero means the method beat GRPO."), TableBlock(*against_grpo(summary, cfg))]
     blocks += [Heading("Methods", 3), TableBlock(["method", "configuration (overrides of run)"], [
         [m["label"], ", ".join(f"{k}={v}" for k, v in m["overrides"].items()) or "—"] for m in conf["methods"]])]
     per_run_rows = [[r["method"], str(r["seed"]), *(_pct(r["final"].get(f"{s}/{m}")) for s in cfg.eval.splits for m in MODES),
@@ -521,8 +550,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         TableBlock(["stage", "wall s", "CPU s (this process + sandboxes)", "share of wall"],
                    _timing_rows(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s)),
     ]
-    atomic_write_text(out / "report.md", to_markdown(blocks))
-    atomic_write_text(out / "report.html", to_html(blocks, "echo-rl demo"))
+    write_page(blocks, out, "echo-rl demo")
     summary = {**summary, "machine": machine, "table_markdown": to_markdown([TableBlock(header, rows)]),
                "verdicts": {m: verdict(summary, cfg, m) for m in echo_methods}}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str))

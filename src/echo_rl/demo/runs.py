@@ -9,13 +9,15 @@ the same checkpoint), so it is computed once and copied into each run. The final
 temperature) and greedy pass@1 on validation and held-out families, held-out env CE at τ = 1 on the
 reference transcripts of held-out families and of unseen validation tasks, efficiency — written to
 ``RUN/final/`` (``final.json``, ``eval/``, ``rollouts/``). A run whose ``final.json`` carries the same key is
-reused by a re-run.
+reused by a re-run; one whose ``trained.json`` does (training finished, evaluation missing or failed) is
+evaluated again without training again.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from echo_rl.demo.prepare import Prepared
 from echo_rl.rundir import RunDir, atomic_write_text
 
 FINAL = "final"
+TRAINED = "trained.json"
 
 
 @dataclass
@@ -62,6 +65,12 @@ def final_eval_config(cfg: DemoConfig, run: RunConfig) -> RunConfig:
     return RunConfig.model_validate(data)
 
 
+def _episode_count(cfg: DemoConfig, run: RunConfig) -> int:
+    counts = {"train": run.tasks.num_train, "validation": run.tasks.num_validation, "heldout": run.tasks.num_heldout}
+    per_task = cfg.eval.samples_per_task + 1
+    return sum(min(counts.get(split, 0), cfg.eval.max_tasks or 10**9) * per_task for split in cfg.eval.splits)
+
+
 def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared: Prepared, out: Path, step: int,
                      label: str) -> dict[str, Any]:
     """Evaluate ``checkpoint`` fully (module docstring) into ``out``; return the result, which also holds
@@ -88,6 +97,11 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
                           env_ce=EnvCESet(model, heldout, prepared.env_ce_heldout, pad))
     rundir = RunDir.create(out)
     result = evaluator.run(step, rundir)
+    for split, modes in result["scores"].items():
+        for mode, summary in modes.items():
+            if summary["episodes"] and not summary["valid"]:
+                reason = next(iter(summary["infra"]["reasons"]), "?")
+                raise RuntimeError(f"{out}: every {split}/{mode} episode was an infrastructure error: {reason}")
     validation = load_trajectories(prepared.env_ce_validation)
     result["env_ce_validation"] = heldout_env_ce(model, validation, ecfg, pad, ctx, prepared.env_ce_validation)
     result["checkpoint"] = str(checkpoint)
@@ -126,11 +140,10 @@ def _trainer_class(base_eval: dict[str, Any]) -> type:
 def write_curve_point(out: Path, final: dict[str, Any], run: RunConfig, prepared: Prepared) -> None:
     """Record the final evaluation's greedy validation score on the curve's tasks (the first
     ``run.eval.max_tasks``) and its held-out env CE as the run's last curve evaluation (``eval/step-N.json``
-    and a ``kind: eval`` metrics line), in the shape of the others."""
+    and a ``kind: eval`` metrics line, replacing an earlier record of that step), in the shape of the others."""
     from echo_rl.eval.results import flatten, write_result
     from echo_rl.eval.summary import summarize_episodes
     from echo_rl.rollout.trajectory import load_trajectories
-    from echo_rl.rundir import append_jsonl
     from echo_rl.tasks.corpus import load_corpus
 
     step = final["step"]
@@ -145,7 +158,8 @@ def write_curve_point(out: Path, final: dict[str, Any], run: RunConfig, prepared
     point = {"step": step, "scores": {"validation": {"greedy": summary}}, "env_ce": final.get("env_ce")}
     rundir = RunDir(out)
     write_result(rundir, point)
-    append_jsonl(rundir.metrics, flatten(point))
+    earlier = [r for r in rundir.read_metrics() if not (r.get("kind") == "eval" and r.get("step") == step)]
+    atomic_write_text(rundir.metrics, "".join(json.dumps(r) + "\n" for r in [*earlier, flatten(point)]))
 
 
 def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
@@ -155,8 +169,8 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     from echo_rl.train.loop import run_loop
 
     run = run_config(cfg, method, seed, prepared, checkpoint)
-    key = fingerprint(sft_key, run.model_dump(mode="json"), cfg.eval.model_dump(mode="json"), "run-v1")
-    final_path = out / FINAL / "final.json"
+    key = run_key(cfg, run, sft_key)
+    final_path, trained_path = out / FINAL / "final.json", out / TRAINED
     if final_path.is_file():
         saved = json.loads(final_path.read_text())
         if saved.get("key") == key:
@@ -164,22 +178,40 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
             return RunOutcome(method, seed, out, saved, saved.get("train_s", 0.0), saved.get("eval_s", 0.0), True)
     from echo_rl.demo.pipeline import cpu_seconds
 
-    shutil.rmtree(out, ignore_errors=True)
-    start, cpu0 = time.monotonic(), cpu_seconds()
-    run_loop(_trainer_class(base_eval), run, out)
-    train_s, cpu1 = time.monotonic() - start, cpu_seconds()
+    trained = json.loads(trained_path.read_text()) if trained_path.is_file() else {}
+    if trained.get("key") == key:
+        log(f"reusing the training of {out.name}; evaluating it again")
+    else:
+        shutil.rmtree(out, ignore_errors=True)
+        start, cpu0 = time.monotonic(), cpu_seconds()
+        run_loop(_trainer_class(base_eval), run, out)
+        trained = {"key": key, "train_s": time.monotonic() - start, "train_cpu_s": cpu_seconds() - cpu0}
+        atomic_write_text(trained_path, json.dumps(trained))
     last = latest_checkpoint(out / "checkpoints")
     if last is None:
         raise RuntimeError(f"{out}: the run left no checkpoint")
     step = read_state(last)["step"]
-    final = final_evaluation(cfg, run, last, prepared, out / FINAL, step, label=f"demo-{method.name}-{seed}")
+    log(f"final evaluation of {out.name} (step {step}): {_episode_count(cfg, run)} episodes …")
+    cpu1 = cpu_seconds()
+    final = final_evaluation(cfg, run, last, prepared, out / FINAL, step, label=sandbox_label(method, seed))
     if run.train.eval_every:
         write_curve_point(out, final, run, prepared)
     cpu2 = cpu_seconds()
-    final |= {"key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": train_s,
-              "train_cpu_s": cpu1 - cpu0, "eval_cpu_s": cpu2 - cpu1}
+    final |= {"key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": trained["train_s"],
+              "train_cpu_s": trained["train_cpu_s"], "eval_cpu_s": cpu2 - cpu1}
     atomic_write_text(final_path, json.dumps(final, indent=1))
-    return RunOutcome(method, seed, out, final, train_s, final["eval_s"], False, cpu1 - cpu0, cpu2 - cpu1)
+    return RunOutcome(method, seed, out, final, trained["train_s"], final["eval_s"], False, trained["train_cpu_s"],
+                      cpu2 - cpu1)
+
+
+def run_key(cfg: DemoConfig, run: RunConfig, sft_key: str) -> str:
+    """What a run's training and final evaluation depend on."""
+    return fingerprint(sft_key, run.model_dump(mode="json"), cfg.eval.model_dump(mode="json"), "run-v1")
+
+
+def sandbox_label(method: Method, seed: int) -> str:
+    """The sandbox label of a method's final evaluation (labels take letters, digits, '_' and '-')."""
+    return "demo-" + re.sub(r"[^A-Za-z0-9_-]", "_", method.name) + f"-{seed}"
 
 
 def evaluate_base(cfg: DemoConfig, prepared: Prepared, checkpoint: Path, sft_key: str, out: Path, log: Any) -> dict[str, Any]:
@@ -194,6 +226,7 @@ def evaluate_base(cfg: DemoConfig, prepared: Prepared, checkpoint: Path, sft_key
             log("reusing the base evaluation")
             return saved
     shutil.rmtree(out, ignore_errors=True)
+    log(f"final evaluation of the SFT checkpoint: {_episode_count(cfg, run)} episodes …")
     result = final_evaluation(cfg, run, checkpoint, prepared, out, 0, label="demo-base")
     result |= {"key": key, "method": "base", "label": "base (SFT)", "seed": None}
     atomic_write_text(path, json.dumps(result, indent=1))

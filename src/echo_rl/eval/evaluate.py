@@ -6,8 +6,10 @@
 Modes: ``sampled`` — ``eval.samples_per_task`` episodes per task at ``sampling.eval_temperature``;
 ``greedy`` — one episode per task at temperature 0. Each rank runs its share of the tasks; the episodes
 are gathered so every rank returns the same result, and rank 0 writes it (with the episodes, under
-``rollouts/eval-step-N-<split>-<mode>.jsonl``). The sampler is reseeded from (seed, step) first, so an
-evaluation is reproducible and independent of what ran before it.
+``rollouts/eval-step-N-<split>-<mode>.jsonl``). Every episode samples from its own random stream, seeded
+from (seed, split, mode, task, sample index) and the same at every step (common random numbers
+across checkpoints), so an evaluation is reproducible, independent of what ran before it, of how many
+episodes run at once and of the number of ranks.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
 from echo_rl.rollout.policy.base import Policy
 from echo_rl.rollout.trajectory import Trajectory, save_trajectories
 from echo_rl.rundir import RunDir
+from echo_rl.seeding import derive_seed
 from echo_rl.tasks.task import Task
 from echo_rl.train.distributed import DistContext, gather_lists, shard
-from echo_rl.train.policy_sync import reseed
-from echo_rl.train.seeding import derive_seed
 
 
 @dataclass
@@ -64,20 +65,24 @@ class Evaluator:
         modes = [("sampled", self.cfg.sampling.eval_temperature, ev.samples_per_task)] if ev.sampled else []
         return modes + ([("greedy", 0.0, 1)] if ev.greedy else [])
 
-    def episodes(self, tasks: Sequence[Task], split: str, temperature: float, n: int, step: int) -> list[Trajectory]:
-        """``n`` episodes of every task of ``tasks`` (this rank's share run here), gathered in task order."""
+    def episodes(
+        self, tasks: Sequence[Task], split: str, temperature: float, n: int, step: int, seed: int
+    ) -> list[Trajectory]:
+        """``n`` episodes of every task of ``tasks`` (this rank's share run here; each episode's random stream
+        seeded from ``seed``, its task and its index), gathered."""
         runner = EpisodeRunner(
             self.policy, self.chat, self.cfg, temperature=temperature, label=self.label, split=split, policy_step=step
         )
-        return gather_lists(run_episodes(runner, group_requests(shard(tasks, self.ctx), n)), self.ctx)
+        requests = shard(group_requests(tasks, n, seed=seed), self.ctx, chunk=n)
+        return gather_lists(run_episodes(runner, requests), self.ctx)
 
     def run(self, step: int, run: RunDir | None = None) -> dict[str, Any]:
         """Evaluate at ``step``; write the result and the episodes into ``run`` on rank 0."""
         scores: dict[str, dict[str, Any]] = {}
         for split, tasks in self.splits.items():
             for mode, temperature, n in self.modes():
-                reseed(self.policy, derive_seed(self.cfg.seed, "eval", step, split, mode, self.ctx.rank))
-                episodes = self.episodes(tasks, split, temperature, n, step)
+                seed = derive_seed(self.cfg.seed, "eval", split, mode)  # the same draws at every step
+                episodes = self.episodes(tasks, split, temperature, n, step, seed)
                 ks = [k for k in self.cfg.eval.ks if k <= n] or [1]
                 scores.setdefault(split, {})[mode] = summarize_episodes(
                     episodes, ks, self.cfg.eval.confidence, self.cfg.eval.bootstrap_samples

@@ -17,8 +17,7 @@ from echo_rl.report.render import (
     Image,
     Paragraph,
     TableBlock,
-    to_html,
-    to_markdown,
+    write_page,
 )
 from echo_rl.report.runs import RunData, load_runs
 from echo_rl.report.tables import (
@@ -83,8 +82,7 @@ def build_report(run_paths: list[Path], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     plots = plot_runs(runs, out)
     blocks = build_blocks(runs, plots)
-    atomic_write_text(out / "report.md", to_markdown(blocks))
-    atomic_write_text(out / "report.html", to_html(blocks, "echo-rl report"))
+    write_page(blocks, out, "echo-rl report")
     header, rows = comparison_table(runs, _ks(runs))
     summary = {"runs": [str(run.path) for run in runs], "table": {"header": header, "rows": rows}}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))

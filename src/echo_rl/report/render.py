@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from pathlib import Path
+
+from echo_rl.rundir import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,10 @@ def to_html(blocks: list[Block], title: str) -> str:
         f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def write_page(blocks: list[Block], out: Path, title: str) -> Path:
+    """Write ``blocks`` as ``out/report.md`` and ``out/report.html`` (atomically); return the Markdown path."""
+    atomic_write_text(out / "report.md", to_markdown(blocks))
+    atomic_write_text(out / "report.html", to_html(blocks, title))
+    return out / "report.md"

@@ -29,6 +29,7 @@ class _Pending:
     ids: list[int]
     limit: int
     messages: list[dict[str, str]]
+    seed: int | None
     future: asyncio.Future[Generation]
     arrived: float = field(default_factory=time.monotonic)
 
@@ -100,12 +101,15 @@ class GenerationBatcher:
             self.live -= 1
             self._wake.set()
 
-    async def generate(self, ids: list[int], limit: int, messages: list[dict[str, str]]) -> Generation:
-        """Sample one continuation of ``ids`` (at most ``limit`` tokens). Raises what the policy raised."""
+    async def generate(
+        self, ids: list[int], limit: int, messages: list[dict[str, str]], seed: int | None = None
+    ) -> Generation:
+        """Sample one continuation of ``ids`` (at most ``limit`` tokens; from ``seed``'s own random stream
+        when given). Raises what the policy raised."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Generation] = loop.create_future()
         if not self.policy.continuous:
-            self._pending.append(_Pending(list(ids), limit, list(messages), future))
+            self._pending.append(_Pending(list(ids), limit, list(messages), seed, future))
             self._wake.set()
             return await future
         assert self._task is not None
@@ -113,7 +117,8 @@ class GenerationBatcher:
             raise RuntimeError("the policy's serving thread has stopped")
         self._waiting.add(future)
         future.add_done_callback(self._waiting.discard)
-        self._inbox.put(Request(list(ids), limit, lambda result: loop.call_soon_threadsafe(_resolve, future, result)))
+        reply = lambda result: loop.call_soon_threadsafe(_resolve, future, result)
+        self._inbox.put(Request(list(ids), limit, reply, seed))
         return await future
 
     def _serving_ended(self, task: asyncio.Future[None]) -> None:
@@ -147,6 +152,7 @@ class GenerationBatcher:
                     [p.ids for p in batch],
                     [p.limit for p in batch],
                     conversations=[p.messages for p in batch],
+                    seeds=[p.seed for p in batch],
                     **self.sampling,
                 ),
             )

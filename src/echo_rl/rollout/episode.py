@@ -32,6 +32,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ from echo_rl.rollout.policy.base import Policy
 from echo_rl.rollout.trajectory import Outcome, StopReason, Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
 from echo_rl.sandbox.base import Sandbox, SandboxError
+from echo_rl.seeding import derive_seed
 from echo_rl.tasks.environment import check_runnable, open_task_sandbox
 from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import verify
@@ -54,15 +56,30 @@ AGENT_LIMITS = frozenset({"max_turns", "max_context_tokens", "max_turn_tokens", 
 
 @dataclass(frozen=True)
 class EpisodeRequest:
-    """One episode to run: ``task``, as sample ``group_index`` of its group."""
+    """One episode to run: ``task``, as sample ``group_index`` of its group. With a ``seed``, turn t samples
+    from the random stream ``derive_seed(seed, t)`` of its own (the same tokens however many episodes run
+    at once, on however many ranks); without, from the policy's generator."""
 
     task: Task
     group_index: int = 0
+    seed: int | None = None
+
+    def turn_seed(self, turn: int) -> int | None:
+        return None if self.seed is None else derive_seed(self.seed, turn)
 
 
-def group_requests(tasks: Sequence[Task], n: int) -> list[EpisodeRequest]:
-    """``n`` episodes per task (a GRPO group), task-major."""
-    return [EpisodeRequest(task, i) for task in tasks for i in range(n)]
+def group_requests(tasks: Sequence[Task], n: int, *, seed: int | None = None) -> list[EpisodeRequest]:
+    """``n`` episodes per task (a GRPO group), task-major. ``seed`` gives episode i of the k-th occurrence
+    of the task named N the stream ``derive_seed(seed, N, k, i)``: a task's episodes do not depend on which
+    other tasks share the list."""
+    seen: Counter[str] = Counter()
+    requests = []
+    for task in tasks:
+        occurrence = seen[task.name]
+        seen[task.name] += 1
+        for i in range(n):
+            requests.append(EpisodeRequest(task, i, None if seed is None else derive_seed(seed, task.name, occurrence, i)))
+    return requests
 
 
 def retry_delay(cfg: SandboxConfig, attempt: int) -> float:
@@ -173,7 +190,7 @@ class EpisodeRunner:
                     raise _Infra("env_setup_error", f"sandbox error: {err}") from None
                 finally:
                     timings["setup_s"] = time.monotonic() - start
-                stop = await self._agent_loop(builder, sandbox, task, batcher, timings)
+                stop = await self._agent_loop(builder, sandbox, request, batcher, timings)
             stop_at = time.monotonic()
             result = await verify(task, sandbox, task.verifier_timeout_s or self.cfg.episode.verifier_timeout_s)
             timings["verify_s"] = time.monotonic() - stop_at
@@ -183,7 +200,7 @@ class EpisodeRunner:
             stop, reason = err.args
         except SandboxError as err:
             reason = f"sandbox error: {err}"
-        except Exception as err:  # noqa: BLE001 - an episode never takes the batch down
+        except Exception as err:
             log.debug("episode %s/%d failed", task.name, request.group_index, exc_info=True)
             reason = f"{type(err).__name__}: {err}"
         finally:
@@ -208,19 +225,19 @@ class EpisodeRunner:
         self,
         builder: TranscriptBuilder,
         sandbox: Sandbox,
-        task: Task,
+        request: EpisodeRequest,
         batcher: GenerationBatcher,
         timings: dict[str, float],
     ) -> StopReason:
-        limits, harness = self.cfg.episode, self.cfg.harness
+        limits, harness, task = self.cfg.episode, self.cfg.harness, request.task
         deadline = time.monotonic() + min(task.agent_timeout_s or math.inf, limits.agent_timeout_s)
-        for _ in range(limits.max_turns):
+        for turn in range(limits.max_turns):
             room = limits.max_context_tokens - len(builder)
             if room <= 0:
                 return "max_context_tokens"
             budget = min(limits.max_turn_tokens, room)
             asked = time.monotonic()
-            generation = await batcher.generate(builder.token_ids, budget, builder.messages)
+            generation = await batcher.generate(builder.token_ids, budget, builder.messages, request.turn_seed(turn))
             timings["generate_s"] += time.monotonic() - asked
             turn = builder.add_action(generation.token_ids, generation.logprobs)
             if time.monotonic() >= deadline:

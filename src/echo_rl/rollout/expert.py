@@ -64,6 +64,31 @@ def expert_transcript(
     )
 
 
+async def replay_verified(
+    task: Task, cfg: RunConfig, slots: asyncio.Semaphore, *, label: str
+) -> tuple[list[ReferenceStep], VerifierResult] | None:
+    """Replay ``task``'s reference solution in a fresh sandbox (one of ``slots``) and verify it; an
+    infrastructure failure is retried ``sandbox.infra_retries`` times with back-off. None when every
+    attempt failed."""
+    for attempt in range(cfg.sandbox.infra_retries + 1):
+        await asyncio.sleep(retry_delay(cfg.sandbox, attempt))
+        async with slots:
+            try:
+                sandbox = await open_task_sandbox(task, cfg.sandbox, label=label)
+            except SandboxError:
+                continue
+            try:
+                steps = await record_reference(task, sandbox, cfg.sandbox.command_timeout_s)
+                result = await verify(task, sandbox, task.verifier_timeout_s or cfg.episode.verifier_timeout_s)
+            except SandboxError:
+                continue
+            finally:
+                await sandbox.stop()
+        if result.outcome != "infra_error":
+            return steps, result
+    return None
+
+
 async def record_expert_transcripts(
     tasks: Sequence[Task],
     chat: ChatFormat,
@@ -77,29 +102,17 @@ async def record_expert_transcripts(
     slots = asyncio.Semaphore(concurrency or cfg.sandbox.pool_size)
 
     async def one(task: Task) -> Trajectory | None:
-        for attempt in range(cfg.sandbox.infra_retries + 1):
-            await asyncio.sleep(retry_delay(cfg.sandbox, attempt))
-            async with slots:
-                try:
-                    sandbox = await open_task_sandbox(task, cfg.sandbox, label=label)
-                except SandboxError:
-                    continue
-                try:
-                    steps = await record_reference(task, sandbox, cfg.sandbox.command_timeout_s)
-                    result = await verify(task, sandbox, task.verifier_timeout_s or cfg.episode.verifier_timeout_s)
-                except SandboxError:
-                    continue
-                finally:
-                    await sandbox.stop()
-            if result.outcome != "infra_error":
-                return expert_transcript(
-                    task,
-                    steps,
-                    chat,
-                    result,
-                    max_output_chars=cfg.harness.max_output_chars,
-                    command_timeout_s=cfg.sandbox.command_timeout_s,
-                )
-        return None
+        replayed = await replay_verified(task, cfg, slots, label=label)
+        if replayed is None:
+            return None
+        steps, result = replayed
+        return expert_transcript(
+            task,
+            steps,
+            chat,
+            result,
+            max_output_chars=cfg.harness.max_output_chars,
+            command_timeout_s=cfg.sandbox.command_timeout_s,
+        )
 
     return [t for t in await asyncio.gather(*(one(task) for task in tasks)) if t is not None]

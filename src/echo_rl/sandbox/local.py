@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -128,6 +129,7 @@ class LocalSandbox(ShellSandbox):
         self.launcher = ""
         self.state_dir: Path | None = None
         self._proc: asyncio.subprocess.Process | None = None
+        self._info_fd, self._init_pid = -1, None  # see _namespace_init
         self._as_root = os.geteuid() == 0
 
     @property
@@ -270,20 +272,44 @@ class LocalSandbox(ShellSandbox):
         return kwargs
 
     async def _open_shell(self) -> ShellStream:
+        argv = self._argv(["bash", "--noprofile", "--norc"])
+        info_read, info_write = os.pipe() if self.launcher == "bwrap" else (-1, -1)
+        if info_write != -1:  # bwrap writes {"child-pid": N} there: the host pid of the namespace's init
+            argv[1:1] = ["--info-fd", str(info_write)]
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self._as_nobody, *self._argv(["bash", "--noprofile", "--norc"]),
+                *self._as_nobody, *argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
                 limit=_READ_CHUNK,
+                pass_fds=(info_write,) if info_write != -1 else (),
                 **self._spawn_kwargs(),
             )
         except OSError as err:
             raise SandboxError(f"could not start {self.launcher}: {err}") from err
-        self._proc = proc
+        finally:
+            if info_write != -1:
+                os.close(info_write)
+        self._proc, self._info_fd, self._init_pid = proc, info_read, None
         return _ProcessStream(proc)
+
+    def _namespace_init(self) -> int | None:
+        """Host pid of the sandbox's pid-namespace init (bwrap's ``--info-fd`` report), or None when unknown
+        (the unshare launcher, or bwrap died before reporting)."""
+        if self._info_fd != -1:
+            fd, self._info_fd = self._info_fd, -1
+            try:
+                os.set_blocking(fd, False)
+                report = os.read(fd, 4096)
+            except OSError:
+                report = b""
+            finally:
+                os.close(fd)
+            found = re.search(rb'"child-pid":\s*(\d+)', report)
+            self._init_pid = int(found[1]) if found else None
+        return self._init_pid
 
     async def _kill_started_since(self, ticks: int) -> int:
         if self._proc is None:
@@ -297,8 +323,16 @@ class LocalSandbox(ShellSandbox):
         return len(pids)
 
     async def _kill_all_processes(self) -> None:
+        """SIGKILL the namespace's init when its pid is known: the kernel then kills every process of the
+        pid namespace and reaps them all before the init is gone, so bwrap exiting means nothing is left
+        (no scan of /proc, ~20 ms a call with a few hundred processes). Otherwise kill the whole tree."""
+        init = self._namespace_init()
         proc, self._proc = self._proc, None
         if proc is None:
+            return
+        if init is not None:
+            procs.kill([init])
+            await proc.wait()
             return
         pids = procs.descendants(proc.pid)
         procs.kill([proc.pid, *pids])

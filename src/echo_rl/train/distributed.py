@@ -63,9 +63,10 @@ def shutdown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def shard(items: Sequence[T], ctx: DistContext) -> list[T]:
-    """This rank's share of ``items`` (round-robin)."""
-    return list(items[ctx.rank :: ctx.world_size])
+def shard(items: Sequence[T], ctx: DistContext, chunk: int = 1) -> list[T]:
+    """This rank's share of ``items``: runs of ``chunk`` consecutive items (whole groups), round-robin."""
+    runs = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+    return [item for run in runs[ctx.rank :: ctx.world_size] for item in run]
 
 
 def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], ctx: DistContext) -> None:

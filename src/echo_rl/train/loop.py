@@ -13,6 +13,7 @@ from typing import Any
 from echo_rl.config import RunConfig
 from echo_rl.eval.evaluate import Evaluator
 from echo_rl.eval.results import flatten
+from echo_rl.seeding import seed_everything
 from echo_rl.train.alarms import Alarm
 from echo_rl.train.checkpoint import (
     load_training_state,
@@ -24,7 +25,6 @@ from echo_rl.train.optim import build_optimizer
 from echo_rl.train.policy_sync import sync_weights
 from echo_rl.train.progress import ProgressDisplay
 from echo_rl.train.sampler import TaskSampler
-from echo_rl.train.seeding import seed_everything
 from echo_rl.train.session import Session, open_session
 
 

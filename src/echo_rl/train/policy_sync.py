@@ -36,13 +36,6 @@ def make_policy(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
     return build_policy(cfg)[0]
 
 
-def reseed(policy: Policy, seed: int) -> None:
-    """Restart the sampler's random stream at ``seed`` (transformers backend; others ignore it)."""
-    generator = getattr(policy, "generator", None)
-    if generator is not None:
-        generator.manual_seed(seed)
-
-
 def sync_weights(policy: Policy, model: PreTrainedModel) -> None:
     """Push ``model``'s current weights into a separate inference engine (vLLM); no-op otherwise."""
     llm = getattr(policy, "llm", None)

@@ -4,7 +4,8 @@
     run_dir = train(cfg, Path("runs/echo"), resume=True)    # continue a killed run from its last checkpoint
 
 Step s (1 … ``train.steps``): draw ``train.tasks_per_step`` tasks from the seeded sampler; each rank runs
-``train.rollouts_per_task`` episodes of its share of them (sampler reseeded from (seed, s, rank)); one
+``train.rollouts_per_task`` episodes of its share of them, each from its own random stream seeded by
+(seed, s, task, sample index), so the episodes do not depend on concurrency or ranks; one
 update (:mod:`echo_rl.train.update`); metrics, collapse alarms and sampled transcripts logged. Evaluation
 and checkpoints as in :mod:`echo_rl.train.loop`. Every random draw is a function of the seed and the
 step, and the checkpoint holds everything else (model, optimizer, scheduler, RNG, sampler position, alarm
@@ -21,11 +22,11 @@ from echo_rl.config import RunConfig
 from echo_rl.objective import LambdaBalancer
 from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
 from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.seeding import derive_seed
 from echo_rl.train.alarms import SIGNALS, Alarm, CollapseMonitor
 from echo_rl.train.distributed import gather_lists, shard
 from echo_rl.train.loop import Loop, run_loop
-from echo_rl.train.policy_sync import make_policy, reseed, sync_weights
-from echo_rl.train.seeding import derive_seed
+from echo_rl.train.policy_sync import make_policy, sync_weights
 from echo_rl.train.session import Session
 from echo_rl.train.sinks import write_transcripts
 from echo_rl.train.stepstats import merge_stats, rollout_stats, step_metrics
@@ -64,9 +65,10 @@ class Trainer(Loop):
         """This rank's rollouts of step ``step``: whole groups, task-major."""
         cfg, s = self.s.cfg, self.s
         tasks = [s.splits["train"][i] for i in self.sampler.next(cfg.train.tasks_per_step)]
-        reseed(self.policy, derive_seed(cfg.seed, "rollout", step, s.ctx.rank))
+        n = cfg.train.rollouts_per_task
+        requests = group_requests(tasks, n, seed=derive_seed(cfg.seed, "rollout", step))
         runner = EpisodeRunner(self.policy, s.chat, cfg, label=s.label, split="train", policy_step=step)
-        return run_episodes(runner, group_requests(shard(tasks, s.ctx), cfg.train.rollouts_per_task))
+        return run_episodes(runner, shard(requests, s.ctx, chunk=n))
 
     def train_step(self, step: int) -> tuple[dict[str, Any], list[Alarm]]:
         """Rollouts, update, metrics and alarms of one step; returns the logged record and its alarms."""

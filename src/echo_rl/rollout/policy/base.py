@@ -12,6 +12,12 @@ up to floating-point error. With top-p / top-k the token is drawn from the trunc
 distribution, yet the recorded value stays the untruncated one: the importance ratio π_train/π_sample
 then ignores the truncation (a small bias towards truncated-away tokens, the usual practice of RL
 trainers). Backends that cannot give these numbers say so (see each backend).
+
+Random streams. A prompt may come with a seed (``generate(…, seeds=…)``, :attr:`Request.seed`): its
+tokens are then drawn from a stream of that seed alone, whatever else shares the batch, so an episode
+samples the same tokens with 1 or 64 episodes alive, in one process or spread over ranks (the
+transformers backend; vLLM and OpenAI-compatible servers get the seed per request and honour it as they
+do). Prompts without a seed draw from the backend's own generator.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class Request:
     prompt: list[int]
     limit: int
     reply: Callable[[Generation | BaseException], None]
+    seed: int | None = None
     settled: bool = field(default=False, repr=False)
 
     def settle(self, result: Generation | BaseException) -> None:
@@ -74,10 +81,12 @@ class Policy(abc.ABC):
         top_k: int = 0,
         stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
         """Continue every prompt in one batched call. ``max_new_tokens`` is one limit or one per prompt;
         ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 disable truncation. ``conversations``
-        (the same episodes as chat messages) is read only by chat-API backends."""
+        (the same episodes as chat messages) is read only by chat-API backends; ``seeds`` (one per prompt,
+        None for the backend's generator) gives each prompt its own random stream (module docstring)."""
 
     def serve(
         self,
@@ -96,6 +105,15 @@ class Policy(abc.ABC):
 
     def close(self) -> None:
         """Release what the backend holds (servers, engines). Idempotent."""
+
+
+def prompt_seeds(seeds: Sequence[int | None] | None, n: int) -> list[int | None]:
+    """``seeds`` as one (possibly None) seed per prompt."""
+    if seeds is None:
+        return [None] * n
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} prompts")
+    return list(seeds)
 
 
 def per_prompt(max_new_tokens: int | Sequence[int], n: int) -> list[int]:

@@ -7,10 +7,16 @@ cache does not already hold — samples their first token and merges them into t
 :meth:`DecodeBatch.step` feeds every row its next token and samples the one after. A row that samples a
 stop token or reaches its limit leaves at once: its Generation is delivered, its keys and values go to
 the prefix cache for the episode's next turn, and its cache row is dropped.
+
+Sampling is by inverse CDF: row r takes the token whose cumulative probability first exceeds u_r · total,
+u_r uniform in [0, 1) drawn from the row's own stream (``random.Random(request.seed)``) when its request
+has a seed, else from the policy's ``torch.Generator``. A seeded row's draws are thus its own, whatever
+rows share the step.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,6 +36,11 @@ class _Row:
     request: Request
     tokens: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    stream: random.Random | None = None
+
+    def __post_init__(self) -> None:
+        if self.request.seed is not None:
+            self.stream = random.Random(self.request.seed)
 
 
 @dataclass
@@ -75,9 +86,10 @@ class DecodeBatch:
             return
         ids, mask, positions, cache = self.policy.prefill_inputs([r.prompt for r in requests])
         cache, logits = self._forward(ids, mask, positions, cache)
-        tokens, logprobs = self._sample(logits)
+        rows = [_Row(r) for r in requests]
+        tokens, logprobs = self._sample(logits, rows)
         lengths = torch.tensor([len(r.prompt) for r in requests], device=mask.device)  # next tokens' positions
-        self._merge(self._advance(_State([_Row(r) for r in requests], cache, mask, tokens, lengths), logprobs))
+        self._merge(self._advance(_State(rows, cache, mask, tokens, lengths), logprobs))
 
     def step(self) -> None:
         """Feed every row its next token; sample, deliver finished rows, drop them."""
@@ -86,7 +98,7 @@ class DecodeBatch:
         mask = torch.cat([s.mask, s.mask.new_ones(len(s.rows), 1)], dim=1)
         s.cache, logits = self._forward(s.tokens[:, None], mask, s.positions[:, None], s.cache)
         s.mask = mask
-        s.tokens, logprobs = self._sample(logits)
+        s.tokens, logprobs = self._sample(logits, s.rows)
         s.positions = s.positions + 1
         self.state = self._advance(s, logprobs)
 
@@ -113,15 +125,29 @@ class DecodeBatch:
         )
         return out[p.cache_arg], out.logits[:, -1].float()
 
-    def _sample(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> tuple[torch.Tensor, torch.Tensor]:
         """One token per row and log softmax(logits / T) of it (T = 1 when greedy)."""
         if self.temperature == 0:
             token = logits.argmax(-1)
             return token, logits.log_softmax(-1).gather(-1, token[:, None])[:, 0]
         scaled = logits / self.temperature
-        filtered = truncate(scaled, self.top_p, self.top_k)
-        token = torch.multinomial(filtered.softmax(-1), 1, generator=self.policy.generator)[:, 0]
+        cdf = truncate(scaled, self.top_p, self.top_k).softmax(-1).double().cumsum(-1)
+        total = cdf[:, -1]
+        # strictly below the total: the first entry above it then always has a positive probability
+        target = torch.minimum(self._uniforms(rows) * total, torch.nextafter(total, torch.zeros_like(total)))
+        token = torch.searchsorted(cdf, target[:, None], right=True)[:, 0]
         return token, scaled.log_softmax(-1).gather(-1, token[:, None])[:, 0]
+
+    def _uniforms(self, rows: list[_Row]) -> torch.Tensor:
+        """u in [0, 1) per row (float64): the row's own stream, or the policy's generator for rows without."""
+        device = self.policy.device
+        unseeded = [i for i, row in enumerate(rows) if row.stream is None]
+        shared = torch.rand(len(unseeded), generator=self.policy.generator, device=device, dtype=torch.float64)
+        draws = [row.stream.random() if row.stream is not None else 0.0 for row in rows]
+        u = torch.tensor(draws, dtype=torch.float64, device=device)
+        if unseeded:
+            u[torch.tensor(unseeded, device=device)] = shared
+        return u
 
     def _advance(self, s: _State, logprobs: torch.Tensor) -> _State | None:
         """Record the sampled tokens (``s.tokens``); finish and remove rows that stopped or hit their limit."""

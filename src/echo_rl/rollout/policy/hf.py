@@ -5,8 +5,10 @@ keeps decoding while requests come and go — a prompt that arrives joins the ro
 step, and each row is answered the moment it finishes, so an episode whose turn ended early runs its
 command while the others still generate (see :mod:`.decode`). A prompt's tokens whose keys and values an
 earlier call computed (the episode's previous turn) are not prefilled again (:mod:`.kvcache`). Sampling
-uses the backend's own ``torch.Generator`` (seeded); which rows share a step depends on timing under
-:meth:`serve`, so only :meth:`generate` replays exactly. Recorded log-probs follow
+draws from each request's own seeded stream when it has a seed — the same tokens whatever rows share
+the step — and otherwise from the backend's ``torch.Generator`` (seeded), whose draws under :meth:`serve`
+go to whichever rows share a step, so timing decides who gets which. (Log-probs of the same tokens may
+still differ in the last float bits between batch compositions.) Recorded log-probs follow
 :mod:`echo_rl.rollout.policy.base`: log softmax(logits / T) over the full vocabulary in float32, whatever
 the model's dtype. The model is sampled in eval mode; its mode is restored afterwards (a trainer may
 share it).
@@ -22,7 +24,13 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
-from echo_rl.rollout.policy.base import Generation, Policy, Request, per_prompt
+from echo_rl.rollout.policy.base import (
+    Generation,
+    Policy,
+    Request,
+    per_prompt,
+    prompt_seeds,
+)
 from echo_rl.rollout.policy.decode import DecodeBatch
 from echo_rl.rollout.policy.kvcache import LayerKV, PrefixCache, cache_from
 
@@ -64,6 +72,7 @@ class TransformersPolicy(Policy):
         top_k: int = 0,
         stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
         if any(not prompt for prompt in prompts):
             raise ValueError("every prompt needs at least one token")
@@ -72,8 +81,8 @@ class TransformersPolicy(Policy):
         def answer(i: int) -> Callable[[Generation | BaseException], None]:
             return lambda result: answers.__setitem__(i, result)
 
-        limits = per_prompt(max_new_tokens, len(prompts))
-        requests = [Request(list(p), limits[i], answer(i)) for i, p in enumerate(prompts)]
+        limits, row_seeds = per_prompt(max_new_tokens, len(prompts)), prompt_seeds(seeds, len(prompts))
+        requests = [Request(list(p), limits[i], answer(i), row_seeds[i]) for i, p in enumerate(prompts)]
         batch = DecodeBatch(self, temperature=temperature, top_p=top_p, top_k=top_k, stop_token_ids=stop_token_ids)
         with self._sampling_mode():
             self.prefix_cache.check_weights(self.model)

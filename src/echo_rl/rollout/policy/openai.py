@@ -22,7 +22,7 @@ from typing import Any, Literal
 from transformers import PreTrainedTokenizerBase
 
 from echo_rl.errors import EchoRLError
-from echo_rl.rollout.policy.base import Generation, Policy, per_prompt
+from echo_rl.rollout.policy.base import Generation, Policy, per_prompt, prompt_seeds
 
 
 class EndpointError(EchoRLError):
@@ -61,8 +61,9 @@ class OpenAIPolicy(Policy):
         top_k: int = 0,
         stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
-        limits = per_prompt(max_new_tokens, len(prompts))
+        limits, row_seeds = per_prompt(max_new_tokens, len(prompts)), prompt_seeds(seeds, len(prompts))
         if self.api == "chat" and (conversations is None or len(conversations) != len(prompts)):
             raise ValueError("the chat API needs one conversation per prompt")
         common: dict[str, Any] = {"model": self.model_name, "temperature": temperature, "top_p": top_p}
@@ -71,6 +72,8 @@ class OpenAIPolicy(Policy):
         bodies = []
         for i, prompt in enumerate(prompts):
             body = {**common, "max_tokens": limits[i]}
+            if row_seeds[i] is not None:
+                body["seed"] = row_seeds[i]
             if self.api == "chat":
                 body["messages"] = [
                     {"role": "user" if m["role"] == "tool" else m["role"], "content": m["content"]}

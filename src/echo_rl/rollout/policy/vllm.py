@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from echo_rl.errors import UserError
-from echo_rl.rollout.policy.base import Generation, Policy, per_prompt
+from echo_rl.rollout.policy.base import Generation, Policy, per_prompt, prompt_seeds
 
 
 class VLLMPolicy(Policy):
@@ -34,6 +34,7 @@ class VLLMPolicy(Policy):
         top_k: int = 0,
         stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
@@ -47,8 +48,9 @@ class VLLMPolicy(Policy):
                 stop_token_ids=sorted(stop_token_ids),
                 logprobs=0,
                 detokenize=False,
+                seed=seed,
             )
-            for limit in per_prompt(max_new_tokens, len(prompts))
+            for limit, seed in zip(per_prompt(max_new_tokens, len(prompts)), prompt_seeds(seeds, len(prompts)), strict=True)
         ]
         outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params, use_tqdm=False)
         generations = []
