@@ -1,6 +1,6 @@
 """Rollout throughput: batched generation across live episodes vs one episode at a time.
 
-    python benchmarks/rollout.py [--threads 1] [--tokens 64] [--episodes 32] [--model tiny]
+    python benchmarks/rollout.py [--threads 1] [--tokens 64] [--episodes 32] [--model tiny|PATH] [key.sub=value …]
 
 1. Generation: the same model continues N prompts of a realistic, ragged length, once as ONE batched
    call (what the episode loop does each step) and once prompt by prompt; new tokens per second.
@@ -8,7 +8,10 @@
    ``key_copy`` tasks, ``--episodes`` of them with 1, 8 and 32 at once; episodes/s against the
    one-at-a-time run (target: ≥ 4× at 32), and where an episode's time went. With the default model
    (``tiny``: random weights, 3.4M parameters) no action is valid, so an episode is one turn that runs to
-   ``--tokens`` plus sandbox set-up and verification; pass an SFT checkpoint for multi-turn episodes.
+   ``--tokens`` plus sandbox set-up and verification. For multi-turn episodes pass an SFT checkpoint and
+   the harness it was trained with, e.g. the demo's: ``--model runs/demo/sft/checkpoints/step-000175
+   harness.action_format=plain harness.require_think=false 'harness.system_prompt=Solve the task in a Linux
+   terminal: one bash command per turn, then call done.' episode.max_turns=6``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 
 import torch
 
-from echo_rl.config import RunConfig
+from echo_rl.config import RunConfig, apply_override
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.models.load import load_policy_model
 from echo_rl.rollout.episode import EpisodeRequest, EpisodeRunner, run_episodes
@@ -66,10 +69,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="tokens per turn (generation and episodes)")
     parser.add_argument("--episodes", type=int, default=32, help="episodes per concurrency level")
     parser.add_argument("--model", default="tiny", help="'tiny', 'smollm2-135m' or a checkpoint directory")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="changes to the run config")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = load_policy_model(args.model)
-    cfg = RunConfig.model_validate({"episode": {"max_turn_tokens": args.tokens}})
+    data: dict = {"episode": {"max_turn_tokens": args.tokens}}
+    for override in args.overrides:
+        apply_override(data, override)
+    cfg = RunConfig.model_validate(data)
     chat = ChatFormat.from_config(tokenizer, cfg.harness)
     policy = TransformersPolicy(model, pad_token_id=tokenizer.pad_token_id, seed=0)
     prompt = chat.prompt(generate("key_copy", 0).instruction).ids

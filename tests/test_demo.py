@@ -62,6 +62,9 @@ def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     grid = {(o.env.lam, o.env.filters.error_only, o.env.balance.mode) for o in runs.values()}
     assert grid == {(lam, f, b) for lam in (0.005, 0.01, 0.05) for f in (False, True) for b in ("none", "adaptive")}
     assert all(o.algorithm == "echo" and len(method_seeds(cfg, m)) >= 2 for m, o in zip(cfg.methods[1:], runs.values()))
+    # the demo's ECHO default is the sweep's best non-collapsing arm (docs/echo-sweep/), the paper's beside it
+    demo_runs = {m.name: method_run(demo, m, 0).objective for m in demo.methods}
+    assert demo_runs["echo"] == runs["l0.005-b"] and demo_runs["echo-paper"] == runs["l0.05"]
 
 
 def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):

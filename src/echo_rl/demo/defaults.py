@@ -49,15 +49,13 @@ methods:                 # all from the same SFT checkpoint, on the same seeds, 
     overrides: {objective.algorithm: grpo, objective.env.lam: 0.0}
   - name: echo
     label: ECHO (stable)
-    overrides:           # λ = 0.05 with the env gradient held under 0.5x the policy gradient, error outputs not targets
-      objective.algorithm: echo
-      objective.env.lam: 0.05
-      objective.grad_probe_every: 2
+    overrides:           # the best arm of configs/echo-sweep.yaml (docs/echo-sweep/): λ = 0.005, warmed up over
+      objective.algorithm: echo               # 3 steps, the env gradient held under 0.5x the policy gradient
+      objective.env.lam: 0.005
+      objective.env.schedule.warmup_steps: 3
       objective.env.balance.mode: adaptive
       objective.env.balance.max_ratio: 0.5
-      objective.env.filters.parse_failed: true
-      objective.env.filters.rejected: true
-      objective.env.filters.error_only: true
+      objective.grad_probe_every: 2
   - name: echo-paper
     label: ECHO (paper, λ=0.05)
     overrides: {objective.algorithm: echo, objective.env.lam: 0.05}

@@ -367,6 +367,11 @@ def _timing_rows(timings: dict[str, float], cpu: dict[str, float], budget: float
     return rows
 
 
+def method_color(index: int, count: int) -> Any:
+    """A distinct colour for method ``index`` of ``count`` (matplotlib's 10-colour cycle, tab20 beyond)."""
+    return f"C{index}" if count <= 10 else plt.get_cmap("tab20")(index % 20)
+
+
 def _plot_final(summary: dict[str, Any], cfg: DemoConfig, path: Path) -> bool:
     table = summary["table"]
     keys = [f"{s}/{m}" for s in cfg.eval.splits for m in MODES]
@@ -384,7 +389,7 @@ def _plot_final(summary: dict[str, Any], cfg: DemoConfig, path: Path) -> bool:
                 lo.append(100 * (score["value"] - score["low"]))
                 hi.append(100 * (score["high"] - score["value"]))
         if xs:
-            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=label, color=f"C{i}")
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=label, color=method_color(i, len(names)))
             drawn = True
     ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(keys))])
     ax.set_xticklabels([f"{SPLIT_NAMES.get(k.split('/')[0], k)}\n{k.split('/')[1]}" for k in keys], fontsize=8)
@@ -410,11 +415,12 @@ def _plot_method_curves(summary: dict[str, Any], key: str, title: str, ylabel: s
             series = run[key]
             if series:
                 steps, values = zip(*series)
-                ax.plot(steps, values, "-o", color=f"C{i}", markersize=3, alpha=0.9 if k == 0 else 0.5,
+                ax.plot(steps, values, "-o", color=method_color(i, len(methods) + 1), markersize=3,
+                        alpha=0.9 if k == 0 else 0.5,
                         label=labels[method] if k == 0 else None)
                 drawn = True
     if base_value is not None:
-        ax.axhline(base_value, color="C0", linestyle="--", label="base (SFT)")
+        ax.axhline(base_value, color=method_color(0, len(methods) + 1), linestyle="--", label="base (SFT)")
     ax.set(title=title, xlabel="RL step", ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -231,13 +231,13 @@ class EpisodeRunner:
     ) -> StopReason:
         limits, harness, task = self.cfg.episode, self.cfg.harness, request.task
         deadline = time.monotonic() + min(task.agent_timeout_s or math.inf, limits.agent_timeout_s)
-        for turn in range(limits.max_turns):
+        for turn_index in range(limits.max_turns):
             room = limits.max_context_tokens - len(builder)
             if room <= 0:
                 return "max_context_tokens"
             budget = min(limits.max_turn_tokens, room)
             asked = time.monotonic()
-            generation = await batcher.generate(builder.token_ids, budget, builder.messages, request.turn_seed(turn))
+            generation = await batcher.generate(builder.token_ids, budget, builder.messages, request.turn_seed(turn_index))
             timings["generate_s"] += time.monotonic() - asked
             turn = builder.add_action(generation.token_ids, generation.logprobs)
             if time.monotonic() >= deadline:

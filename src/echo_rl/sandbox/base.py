@@ -67,9 +67,9 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     async def reset_processes(self) -> None:
-        """Kill every process in the sandbox (the agent's background jobs included) and start a fresh
-        shell over the same filesystem. The verifier calls this before it runs, so nothing the agent left
-        running can touch ``/tests`` or ``/logs/verifier`` afterwards."""
+        """Kill every process in the sandbox (the agent's background jobs included) before returning; the
+        next :meth:`exec` runs in a fresh shell over the same filesystem. The verifier calls this before it
+        runs, so nothing the agent left running can touch ``/tests`` or ``/logs/verifier`` afterwards."""
 
     @abc.abstractmethod
     async def stop(self) -> None:

@@ -59,6 +59,7 @@ class ShellSandbox(Sandbox):
         self._leftover = b""
         self._broken = False
         self._stopped = False
+        self._fresh_shell_due = False  # reset_processes() ran: the next exec starts the fresh shell
 
     # ---- backend hooks -------------------------------------------------------------------------------
 
@@ -119,8 +120,14 @@ class ShellSandbox(Sandbox):
             await shell.close()
 
     async def reset_processes(self) -> None:
+        """Kill every process now; the fresh shell starts with the next :meth:`exec`, so a reset right
+        before :meth:`stop` (the verifier's last one) costs no shell start."""
         async with self._lock:
-            await self._restart_shell()
+            if self._shell is None and not self._fresh_shell_due:
+                raise SandboxError("the sandbox is not running (start() it first)")
+            await self._close_shell()
+            await self._kill_all_processes()
+            self._broken, self._fresh_shell_due = False, True
 
     # ---- exec ------------------------------------------------------------------------------------------
 
@@ -134,6 +141,9 @@ class ShellSandbox(Sandbox):
         wire = encode(command, cwd, env)
         timeout = self.config.command_timeout_s if timeout_s is None else timeout_s
         async with self._lock:
+            if self._fresh_shell_due and not self._stopped:
+                await self._start_shell()
+                self._fresh_shell_due = False
             if self._shell is None:
                 raise SandboxError("the sandbox is not running (start() it first)")
             restarted = self._broken
