@@ -288,6 +288,8 @@ class LocalSandbox(ShellSandbox):
                 **self._spawn_kwargs(),
             )
         except OSError as err:
+            if info_read != -1:
+                os.close(info_read)
             raise SandboxError(f"could not start {self.launcher}: {err}") from err
         finally:
             if info_write != -1:
