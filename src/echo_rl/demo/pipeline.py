@@ -81,12 +81,20 @@ def _load() -> str:
         return "n/a"
 
 
-def _quiet_logs() -> None:
+def start_demo(cfg: DemoConfig, out: Path) -> Console:
+    """What every demo path does first: quiet library logs, ``cfg.threads`` torch threads, ``out`` created;
+    returns the console progress goes to (stderr)."""
     import logging
     import warnings
 
+    import torch
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("echo_rl.harness.chat").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+    torch.set_num_threads(cfg.threads)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return Console(stderr=True)
 
 
 def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: int | None = None,
@@ -102,19 +110,13 @@ def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: 
 
 
 def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | None = None) -> Path:
-    import torch
-
     from echo_rl.demo.prepare import prepare
     from echo_rl.demo.report import collect, write_report
     from echo_rl.demo.runs import evaluate_base, run_one
     from echo_rl.demo.sft import run_sft
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _quiet_logs()
-    torch.set_num_threads(cfg.threads)
-    console = Console(stderr=True)
+    console = start_demo(cfg, out)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "demo.yaml", dump_demo_config(cfg))
     clock = Clock(console)
     machine = {"cpus": os.cpu_count(), "load_start": _load(), "torch_threads": cfg.threads}

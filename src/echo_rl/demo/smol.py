@@ -11,12 +11,9 @@ directory ``OUT/smollm2-135m/`` and its report ``OUT/report/``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
-
-from rich.console import Console
 
 from echo_rl.config import RunConfig, apply_override
 from echo_rl.demo.config import DemoConfig
@@ -44,19 +41,13 @@ def smol_config(cfg: DemoConfig, model: str, out: Path) -> RunConfig:
 
 def run_smol(cfg: DemoConfig, out: Path, model: str, *, quick: bool = False) -> Path:
     """Evaluate, train a few ECHO steps, evaluate again, report; return the path of report.md."""
-    import torch
-
-    from echo_rl.demo.pipeline import _load, _quiet_logs
+    from echo_rl.demo.pipeline import _load, start_demo
     from echo_rl.models.load import resolve_checkpoint
     from echo_rl.report import build_report
     from echo_rl.train.loop import run_loop
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _quiet_logs()
-    torch.set_num_threads(cfg.threads)
-    console = Console(stderr=True)
+    console = start_demo(cfg, out)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     run_dir = out / model
     run_cfg = smol_config(cfg, model, run_dir)
     timings: dict[str, float] = {}
