@@ -233,6 +233,41 @@ def test_next_turn_reuses_the_kv_cache_with_the_same_results(model, chat):
     )
 
 
+def test_a_group_prefills_its_common_prompt_once_with_the_same_results(model, chat):
+    """Four episodes of one task and one of another, admitted together, then a late fifth of the first task:
+    the system prompt and the group's prompt are computed once; every generation is what an uncached
+    sampler gives, and recorded log-probs are the trainer's."""
+    fed = []  # per forward: (rows, real tokens fed), padding not counted
+
+    def count(_, args, kw):
+        width = kw["input_ids"].shape[1]
+        fed.append((kw["input_ids"].shape[0], int(kw["attention_mask"][:, -width:].sum())))
+
+    hook = model.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        cached = policy(model, chat)
+        task_a = chat.prompt("Find the key file and write its code to answer.txt.").ids
+        task_b = chat.prompt("Count the error lines in app.log; write the number to answer.txt.").ids
+        group = [task_a] * 4 + [task_b]
+        shared = cached.generate(group, 6, temperature=0)
+        prefill = fed[: -5]  # the last 5 forwards are the decode steps
+        assert sum(tokens for _, tokens in prefill) < len(task_a) + len(task_b) + len(group)  # not 4·|a| + |b|
+        fed.clear()
+        (late,) = cached.generate([task_a], 6, temperature=0)
+        assert fed[0] == (1, 1)  # the prompt's last token is all it feeds
+    finally:
+        hook.remove()
+    plain = TransformersPolicy(model, pad_token_id=chat.tokenizer.pad_token_id, prefix_cache_mb=0)
+    expected = plain.generate(group + [task_a], 6, temperature=0)
+    for got, want in zip([*shared, late], expected, strict=True):
+        assert got.token_ids == want.token_ids
+        assert max(abs(a - b) for a, b in zip(got.logprobs, want.logprobs, strict=True)) < 1e-4
+    sampled = cached.generate(group, 8, temperature=0.8, seeds=[1, 2, 3, 4, 5])
+    for prompt, generation in zip(group, sampled, strict=True):
+        reference = trainer_logprobs(model, prompt, generation.token_ids, 0.8)
+        assert (reference - torch.tensor(generation.logprobs)).abs().max().item() < 1e-4
+
+
 def test_weight_updates_drop_the_cache_and_the_model_mode_is_restored(model, chat):
     sampler = policy(model, chat)
     sampler.generate(prompts(chat), 3, temperature=0)
@@ -240,7 +275,7 @@ def test_weight_updates_drop_the_cache_and_the_model_mode_is_restored(model, cha
     model.train()
     with torch.no_grad():
         next(model.parameters()).add_(0.0)  # an optimizer step changes parameters in place
-    sampler.generate([prompts(chat)[0][:5]], 2, temperature=0)
+    sampler.generate([prompts(chat)[2]], 2, temperature=0)
     assert len(sampler.prefix_cache) == 1 and model.training
     model.eval()
 

@@ -8,6 +8,7 @@ reused pid) is garbage; :mod:`echo_rl.sandbox.gc` removes it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -29,11 +30,38 @@ def check_label(label: str) -> str:
     return label
 
 
+MEMORY_TMP = "/dev/shm"
+MIN_MEMORY_TMP_FREE = 1 << 30
+
+
 def state_root() -> Path:
-    """Where local sandbox directories live: ``$ECHO_RL_SANDBOX_ROOT``, or a per-user folder in the
-    system temp directory."""
+    """Where local sandbox directories live: ``$ECHO_RL_SANDBOX_ROOT``, else a per-user folder in
+    :func:`scratch_dir`."""
     configured = os.environ.get("ECHO_RL_SANDBOX_ROOT")
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"echo-rl-sandboxes-{os.getuid()}"
+    return Path(configured) if configured else scratch_dir() / f"echo-rl-sandboxes-{os.getuid()}"
+
+
+@functools.cache
+def scratch_dir() -> Path:
+    """``/dev/shm`` when it is a memory file system that allows executables and has at least 1 GiB free,
+    else the system temp directory. In memory, creating and removing a sandbox's directory tree takes
+    ~0.8 + 0.6 ms instead of 2-5 + 3 ms on ext4, and many sandboxes starting and stopping at once do not
+    queue on the disk's journal (the sandbox's ``/tmp`` is a tmpfs anyway)."""
+    try:
+        info = os.statvfs(MEMORY_TMP)
+        with open("/proc/self/mounts", encoding="utf-8") as mounts:
+            fs_type = next(
+                (line.split()[2] for line in mounts if line.split()[1:2] == [MEMORY_TMP]),
+                "",
+            )
+    except OSError:
+        return Path(tempfile.gettempdir())
+    usable = fs_type == "tmpfs" and not info.f_flag & (os.ST_NOEXEC | os.ST_RDONLY) and os.access(MEMORY_TMP, os.W_OK)
+    return (
+        Path(MEMORY_TMP)
+        if usable and info.f_bavail * info.f_frsize >= MIN_MEMORY_TMP_FREE
+        else Path(tempfile.gettempdir())
+    )
 
 
 @dataclass(frozen=True)

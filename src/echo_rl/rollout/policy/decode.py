@@ -25,7 +25,7 @@ import torch
 from transformers import DynamicCache
 
 from echo_rl.rollout.policy.base import Generation, Request
-from echo_rl.rollout.policy.kvcache import LayerKV, cache_from, layers, row_kv
+from echo_rl.rollout.policy.kvcache import LayerKV, cache_from, layers, row_kv, shared_prefixes
 
 if TYPE_CHECKING:
     from echo_rl.rollout.policy.hf import TransformersPolicy
@@ -84,12 +84,36 @@ class DecodeBatch:
         requests = [r for r in requests if r.limit > 0]
         if not requests:
             return
-        ids, mask, positions, cache = self.policy.prefill_inputs([r.prompt for r in requests])
+        prompts = [r.prompt for r in requests]
+        if self.policy.prefix_cache.max_bytes:
+            self._prefill_shared(prompts)
+        ids, mask, positions, cache = self.policy.prefill_inputs(prompts)
         cache, logits = self._forward(ids, mask, positions, cache)
+        self._keep(prompts, cache, mask)
         rows = [_Row(r) for r in requests]
         tokens, logprobs = self._sample(logits, rows)
         lengths = torch.tensor([len(r.prompt) for r in requests], device=mask.device)  # next tokens' positions
         self._merge(self._advance(_State(rows, cache, mask, tokens, lengths), logprobs))
+
+    def _prefill_shared(self, prompts: list[list[int]]) -> None:
+        """Prefill once, and keep in the prefix cache, the prefixes several of ``prompts`` share (the system
+        prompt of different tasks, a group's common prompt), level by level: a prefix waits for the shared
+        prefixes it extends, so that it prefills only what it adds to them."""
+        cache = self.policy.prefix_cache
+        pending = shared_prefixes(prompts, [cache.lookup(prompt)[0] for prompt in prompts])
+        while pending:
+            level = [p for p in pending if not any(len(q) < len(p) and p[: len(q)] == q for q in pending)]
+            pending = [p for p in pending if not any(p is q for q in level)]
+            ids, mask, positions, past = self.policy.prefill_inputs(level)
+            self._keep(level, self._forward(ids, mask, positions, past)[0], mask)
+
+    def _keep(self, prompts: list[list[int]], cache: DynamicCache, mask: torch.Tensor) -> None:
+        """Store each just-prefilled prompt's keys and values: later arrivals that share its start (the
+        rest of its group, other tasks' system prompt) prefill only what differs."""
+        if self.policy.prefix_cache.max_bytes:
+            first_row = {tuple(prompt): row for row, prompt in reversed(list(enumerate(prompts)))}
+            for row in first_row.values():
+                self.policy.prefix_cache.store(prompts[row], row_kv(cache, row, mask[row]))
 
     def step(self) -> None:
         """Feed every row its next token; sample, deliver finished rows, drop them."""

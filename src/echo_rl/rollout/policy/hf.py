@@ -32,7 +32,7 @@ from echo_rl.rollout.policy.base import (
     prompt_seeds,
 )
 from echo_rl.rollout.policy.decode import DecodeBatch
-from echo_rl.rollout.policy.kvcache import LayerKV, PrefixCache, cache_from
+from echo_rl.rollout.policy.kvcache import LayerKV, PrefixCache, cache_from, new_cache
 
 
 class TransformersPolicy(Policy):
@@ -130,9 +130,7 @@ class TransformersPolicy(Policy):
                 if closing and not batch.rows:
                     return
 
-    def prefill_inputs(
-        self, prompts: list[list[int]]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache | None]:
+    def prefill_inputs(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, DynamicCache]:
         """Input ids, attention mask, position ids and batch cache for prefilling ``prompts``: per row
         ``[pad][cached prefix][pad][new tokens]``, the cached prefixes taken from the prefix cache."""
         hits = [self.prefix_cache.lookup(prompt) for prompt in prompts]
@@ -147,7 +145,7 @@ class TransformersPolicy(Policy):
             mask[row, past - n : past] = 1
             mask[row, past + width - len(new) :] = 1
             positions[row, width - len(new) :] = torch.arange(n, n + len(new))
-        cache = _batch_cache(hits, past) if past else None
+        cache = _batch_cache(hits, past) if past else new_cache()
         return ids.to(self.device), mask.to(self.device), positions.to(self.device), cache
 
 

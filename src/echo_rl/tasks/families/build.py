@@ -24,7 +24,7 @@ CHECKLIB = Path(__file__).with_name("checklib.py").read_bytes()
 TEST_SH = f"""#!/bin/bash
 # Final-state verifier: reward 1 when /tests/check.py passes, 0 otherwise.
 cd {WORKDIR} || exit 1
-if python3 -I -B /tests/check.py; then reward=1; else reward=0; fi
+if python3 -I -B -S /tests/check.py; then reward=1; else reward=0; fi
 echo "$reward" > /logs/verifier/reward.txt
 """
 

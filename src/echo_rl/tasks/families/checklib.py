@@ -1,8 +1,10 @@
 """Final-state checks for generated tasks. Runs INSIDE the sandbox, as ``/tests/checklib.py``.
 
-Standard library only (the sandbox's ``python3``). The verifier runs ``python3 -I -B /tests/check.py`` in
-the task's workdir: isolated mode, so nothing the agent left in the user's site-packages, ``PYTHON*``
-variables or the working directory is imported. Each ``expect_*`` either returns or exits with status 1
+Standard library only (the sandbox's ``python3``). The verifier runs ``python3 -I -B -S /tests/check.py``
+in the task's workdir: isolated mode without ``site``, so nothing the agent left in site-packages,
+``PYTHON*`` variables or the working directory is imported. Every episode's verification starts this
+interpreter, so only what every check needs is imported up front; the modules for running agent code
+(``subprocess``, ``signal``, ``tempfile``) are imported by the functions that use them (~25 ms less a start). Each ``expect_*`` either returns or exits with status 1
 after printing ``FAIL: <why>``; the first failure ends the check.
 
 Checks read only regular files (a FIFO or device named like the answer could block the verifier). Agent
@@ -13,11 +15,8 @@ nothing the agent's code spawned can touch the reward file once the check has de
 from __future__ import annotations
 
 import os
-import signal
 import stat
-import subprocess
 import sys
-import tempfile
 
 MAX_BYTES = 1 << 20
 _SAFE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
@@ -114,6 +113,8 @@ def _stat(pid: int | str) -> tuple[int, int] | None:
 def kill_strays() -> None:
     """Kill every process that started since this check did (what the agent's code spawned, however
     detached), sparing this process, its ancestors and the sandbox's own, older processes."""
+    import signal
+
     keep, pid = set(), os.getpid()
     while pid > 0 and pid not in keep:
         keep.add(pid)
@@ -133,6 +134,9 @@ def run(argv: list[str], timeout: float = 10.0) -> tuple[int, str]:
     """Run ``argv`` (agent-controlled code included) with a clean environment; returns (exit code,
     output). Output goes to a file, not a pipe, so a detached child holding it open cannot stall the check;
     every process it left behind is killed before this returns. A timeout counts as exit code -1."""
+    import subprocess
+    import tempfile
+
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.Popen(argv, env=_SAFE_ENV, stdin=subprocess.DEVNULL, stdout=out,
@@ -151,6 +155,8 @@ def run(argv: list[str], timeout: float = 10.0) -> tuple[int, str]:
 
 def git(repo: str, *args: str) -> str:
     """Output of ``git -C repo ARGS`` ignoring global/system config and hooks ('' when it fails)."""
+    import subprocess
+
     env = dict(_SAFE_ENV, HOME="/nonexistent", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null")
     argv = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-C", repo, *args]
     try:
