@@ -15,6 +15,7 @@ from echo_rl.sandbox.container import ContainerSandbox
 from echo_rl.sandbox.engine import connect
 from echo_rl.sandbox.local import LocalSandbox
 from echo_rl.sandbox.owner import LABEL_KEY
+from echo_rl.sandbox.spawner import Spawner
 
 T = TypeVar("T")
 LABEL = "echo-rl-test"
@@ -72,11 +73,13 @@ def assert_nothing_left(boxes: list[Box]) -> None:
 
 
 def live_children() -> list[str]:
-    """Command lines of the live (non-zombie) descendants of this process."""
+    """Command lines of the live (non-zombie) descendants of this process, the sandbox spawner's server
+    aside (it stays for the process's lifetime; what it started is still counted)."""
     found = []
+    spawner = Spawner._shared
     for proc in psutil.Process().children(recursive=True):
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.status() != psutil.STATUS_ZOMBIE and (spawner is None or proc.pid != spawner.server_pid):
                 found.append(" ".join(proc.cmdline()))
         except psutil.Error:
             continue

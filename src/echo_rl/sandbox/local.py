@@ -33,8 +33,8 @@ from echo_rl.sandbox.owner import Owner, check_label, state_root
 from echo_rl.sandbox.protocol import bootstrap, quote
 from echo_rl.sandbox.rootfs import RootFS
 from echo_rl.sandbox.shell import ShellSandbox, ShellStream
+from echo_rl.sandbox.spawner import NOBODY, FdArg, Spawner
 
-NOBODY = 65534
 SANDBOX_UID = 1000
 _HOST_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt")
 _WRITABLE_SKELETON = ("tmp", "var/tmp", "tests", "logs", "proc", "dev")
@@ -44,27 +44,42 @@ _READ_CHUNK = 1 << 18
 Launcher = Literal["auto", "bwrap", "unshare"]
 
 
-class _ProcessStream(ShellStream):
-    """The shell as a child process: its stdin and (stderr-folded) stdout pipes."""
+class _PipeShell(ShellStream):
+    """The shell as a process the spawner started: its stdin and (stderr-folded) stdout pipes."""
 
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
+    def __init__(self, spawner: Spawner, pid: int) -> None:
+        self.spawner, self.pid = spawner, pid
+        self._reader = asyncio.StreamReader(limit=_READ_CHUNK)
+        self._writer: asyncio.StreamWriter | None = None
+        self._read_transport: asyncio.BaseTransport | None = None
+
+    async def connect(self, stdin: int, stdout: int) -> None:
+        """Take over the parent ends of the shell's pipes (closed by :meth:`close`)."""
+        loop = asyncio.get_running_loop()
+        self._read_transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(self._reader), os.fdopen(stdout, "rb", buffering=0)
+        )
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), os.fdopen(stdin, "wb", buffering=0)
+        )
+        self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
 
     async def write(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        await self.proc.stdin.drain()
+        assert self._writer is not None
+        self._writer.write(data)
+        await self._writer.drain()
 
     async def read(self) -> bytes:
-        assert self.proc.stdout is not None
-        return await self.proc.stdout.read(_READ_CHUNK)
+        return await self._reader.read(_READ_CHUNK)
 
     async def exit_status(self) -> int:
-        return await self.proc.wait()
+        return await self.spawner.wait(self.pid)
 
     async def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
+        if self._writer is not None:
+            self._writer.close()
+        if self._read_transport is not None:
+            self._read_transport.close()
 
 
 @functools.cache
@@ -128,7 +143,7 @@ class LocalSandbox(ShellSandbox):
         self._launcher_choice: Launcher = launcher
         self.launcher = ""
         self.state_dir: Path | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._shell_process: _PipeShell | None = None  # the launcher's process, while it runs
         self._info_fd, self._init_pid = -1, None  # see _namespace_init
         self._as_root = os.geteuid() == 0
 
@@ -256,46 +271,35 @@ class LocalSandbox(ShellSandbox):
             argv.append("--net")
         return [*argv, "--", "/bin/sh", "-c", script]
 
-    @functools.cached_property
-    def _as_nobody(self) -> list[str]:
-        """As host root, the argv prefix that drops to ``nobody`` before the launcher runs. Done by
-        ``setpriv`` rather than by the ``user``/``group`` arguments of subprocess: those make CPython fork
-        the whole interpreter instead of vfork-ing it, ~100 ms a spawn from a process that holds a model."""
-        if self._as_root and shutil.which("setpriv"):
-            return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
-        return []
-
-    def _spawn_kwargs(self, interactive: bool = False) -> dict[str, object]:
-        kwargs: dict[str, object] = {"env": self._env(interactive)}
-        if self._as_root and not self._as_nobody:
-            kwargs.update(user=NOBODY, group=NOBODY, extra_groups=[])
-        return kwargs
-
     async def _open_shell(self) -> ShellStream:
-        argv = self._argv(["bash", "--noprofile", "--norc"])
+        argv: list[str | FdArg] = [*self._argv(["bash", "--noprofile", "--norc"])]
         info_read, info_write = os.pipe() if self.launcher == "bwrap" else (-1, -1)
         if info_write != -1:  # bwrap writes {"child-pid": N} there: the host pid of the namespace's init
-            argv[1:1] = ["--info-fd", str(info_write)]
+            argv[1:1] = ["--info-fd", FdArg(0)]
+        stdin_read, stdin_write = os.pipe()
+        stdout_read, stdout_write = os.pipe()
+        spawner = Spawner.shared()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self._as_nobody, *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                limit=_READ_CHUNK,
-                pass_fds=(info_write,) if info_write != -1 else (),
-                **self._spawn_kwargs(),
+            pid = await spawner.spawn(
+                argv,
+                self._env(interactive=False),
+                stdin=stdin_read,
+                stdout=stdout_write,
+                more=[info_write] if info_write != -1 else [],
             )
-        except OSError as err:
-            if info_read != -1:
-                os.close(info_read)
-            raise SandboxError(f"could not start {self.launcher}: {err}") from err
+        except BaseException:
+            for fd in (stdin_write, stdout_read, info_read):
+                if fd != -1:
+                    os.close(fd)
+            raise
         finally:
-            if info_write != -1:
-                os.close(info_write)
-        self._proc, self._info_fd, self._init_pid = proc, info_read, None
-        return _ProcessStream(proc)
+            for fd in (stdin_read, stdout_write, info_write):
+                if fd != -1:
+                    os.close(fd)
+        shell = _PipeShell(spawner, pid)
+        self._shell_process, self._info_fd, self._init_pid = shell, info_read, None
+        await shell.connect(stdin_write, stdout_read)
+        return shell
 
     def _namespace_init(self) -> int | None:
         """Host pid of the sandbox's pid-namespace init (bwrap's ``--info-fd`` report), or None when unknown
@@ -314,9 +318,9 @@ class LocalSandbox(ShellSandbox):
         return self._init_pid
 
     async def _kill_started_since(self, ticks: int) -> int:
-        if self._proc is None:
+        if self._shell_process is None:
             return 0
-        inside = procs.descendants(self._proc.pid)
+        inside = procs.descendants(self._shell_process.pid)
         shell = next((pid for pid in inside if procs.namespace_pid(pid) == self.shell_pid), None)
         keep = set(procs.ancestors(shell)) if shell is not None else set()
         pids = [pid for pid in inside if pid not in keep and (procs.start_ticks(pid) or 0) >= ticks]
@@ -329,25 +333,28 @@ class LocalSandbox(ShellSandbox):
         pid namespace and reaps them all before the init is gone, so bwrap exiting means nothing is left
         (no scan of /proc, ~20 ms a call with a few hundred processes). Otherwise kill the whole tree."""
         init = self._namespace_init()
-        proc, self._proc = self._proc, None
-        if proc is None:
+        shell, self._shell_process = self._shell_process, None
+        if shell is None:
             return
+        await shell.close()
         if init is not None:
             procs.kill([init])
-            await proc.wait()
+            await shell.exit_status()
             return
-        pids = procs.descendants(proc.pid)
-        procs.kill([proc.pid, *pids])
-        await proc.wait()
+        pids = procs.descendants(shell.pid)
+        procs.kill([shell.pid, *pids])
+        await shell.exit_status()
         await procs.wait_gone(pids)
 
     async def attach(self) -> int:
         if self._shell is None:
             raise SandboxError("the sandbox is not running (start() it first)")
         setup = bootstrap(self.config.workdir, self._limits(), fold_stderr=False)
+        as_nobody: dict[str, object] = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if self._as_root else {}
         proc = await asyncio.create_subprocess_exec(
-            *self._as_nobody, *self._argv(["bash", "-c", setup + "exec bash --norc -i"], interactive=True),
-            **self._spawn_kwargs(interactive=True),
+            *self._argv(["bash", "-c", setup + "exec bash --norc -i"], interactive=True),
+            env=self._env(interactive=True),
+            **as_nobody,  # type: ignore[arg-type]
         )
         return await proc.wait()
 
