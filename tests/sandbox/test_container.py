@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 
 import pytest
 from sandbox_helpers import LABEL, Box, small_config
@@ -42,10 +44,20 @@ def test_concurrent_builds_of_one_context_agree(container_engine, tmp_path):
     assert len(set(asyncio.run(many()))) == 1
 
 
-def test_broken_dockerfile_is_a_sandbox_error(container_engine, tmp_path):
+def _build_containers() -> set[str]:
+    """Containers of the engine's storage, build-time ones included (podman lists them with --external)."""
+    if shutil.which("podman") is None:
+        return set()
+    listed = subprocess.run(["podman", "ps", "-a", "--external", "-q"], capture_output=True, text=True, check=True)
+    return set(listed.stdout.split())
+
+
+def test_broken_dockerfile_is_a_sandbox_error_and_leaves_no_build_container(container_engine, tmp_path):
     (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\nRUN exit 3\n")
+    before = _build_containers()
     with pytest.raises(SandboxError, match="failed"):
         build_image(tmp_path, label=LABEL)
+    assert _build_containers() <= before, "the failed step's container (and its mount) was left behind"
     with pytest.raises(SandboxError, match="no Dockerfile"):
         build_image(tmp_path / "missing")
 
