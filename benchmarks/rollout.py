@@ -3,7 +3,10 @@
     python benchmarks/rollout.py [--threads 1] [--tokens 64] [--episodes 32] [--model tiny|PATH] [key.sub=value …]
 
 1. Generation: the same model continues N prompts of a realistic, ragged length, once as ONE batched
-   call (what the episode loop does each step) and once prompt by prompt; new tokens per second.
+   call (what the episode loop does each step) and once prompt by prompt; new tokens per second. The
+   prompts share their start (as a step's prompts share the system prompt); both ways use the prefix
+   cache — the batched call computes the shared start once, the one-at-a-time calls reuse the previous
+   call's.
 2. Episodes: the full loop (policy ↔ harness ↔ local bubblewrap sandbox ↔ verifier) on generated
    ``key_copy`` tasks, ``--episodes`` of them with 1, 8 and 32 at once; episodes/s against the
    one-at-a-time run (target: ≥ 4× at 32), and where an episode's time went. With the default model

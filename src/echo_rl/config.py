@@ -98,7 +98,7 @@ class PolicyConfig(Section):
     http_api: Literal["chat", "completions"] = Field("chat", description="openai backend: which endpoint")
     request_timeout_s: float = Field(600.0, gt=0, description="openai backend: per-request time limit")
     prefix_cache_mb: int = Field(
-        1024, ge=0, description="transformers backend: memory for KV caches kept between an episode's turns"
+        1024, ge=0, description="transformers backend: memory for KV caches reused across turns and episodes"
     )
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
 

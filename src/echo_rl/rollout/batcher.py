@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from echo_rl.futures import settle
 from echo_rl.rollout.policy.base import Generation, Policy, Request
 
 
@@ -32,15 +33,6 @@ class _Pending:
     seed: int | None
     future: asyncio.Future[Generation]
     arrived: float = field(default_factory=time.monotonic)
-
-
-def _resolve(future: asyncio.Future[Generation], result: Generation | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
 
 
 class GenerationBatcher:
@@ -117,7 +109,7 @@ class GenerationBatcher:
             raise RuntimeError("the policy's serving thread has stopped")
         self._waiting.add(future)
         future.add_done_callback(self._waiting.discard)
-        reply = lambda result: loop.call_soon_threadsafe(_resolve, future, result)
+        reply = lambda result: loop.call_soon_threadsafe(settle, future, result)
         self._inbox.put(Request(list(ids), limit, reply, seed))
         return await future
 
@@ -125,7 +117,7 @@ class GenerationBatcher:
         """A serving thread that died must not leave episodes waiting forever."""
         error = None if task.cancelled() else task.exception()
         for future in list(self._waiting):
-            _resolve(future, error or RuntimeError("the policy's serving thread has stopped"))
+            settle(future, error or RuntimeError("the policy's serving thread has stopped"))
 
     async def _lockstep(self) -> None:
         while True:
@@ -158,8 +150,8 @@ class GenerationBatcher:
             )
         except Exception as err:  # noqa: BLE001 - handed to every waiting episode
             for pending in batch:
-                _resolve(pending.future, err)
+                settle(pending.future, err)
         else:
             for pending, generation in zip(batch, generations, strict=True):
-                _resolve(pending.future, generation)
+                settle(pending.future, generation)
         self._idle_since = time.monotonic()

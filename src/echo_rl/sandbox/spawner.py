@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from echo_rl.futures import settle
 from echo_rl.sandbox.base import SandboxError
 
 SERVER = Path(__file__).with_name("spawner_server.py")
@@ -137,9 +138,9 @@ class Spawner:
             server.wait()
             gone = SandboxError("the sandbox spawner stopped")
             for future in [*self._replies.values()]:
-                _settle(future, gone)
+                settle(future, gone)
             for future in [*self._exits.values()]:
-                _settle(future, UNKNOWN_STATUS)
+                settle(future, UNKNOWN_STATUS)
 
     def _start_server(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         """The server process and this end of its socket, once the server said hello. As root, the server
@@ -185,23 +186,14 @@ class Spawner:
         if "exit" in message:
             pid, status = int(message["exit"]), int(message["status"])  # type: ignore[call-overload]
             self._exits.setdefault(pid, concurrent.futures.Future())
-            _settle(self._exits[pid], status)
+            settle(self._exits[pid], status)
             return
         reply = self._replies.pop(int(message["id"]), None)  # type: ignore[call-overload]
         if reply is None:
             return
         if "error" in message:
-            _settle(reply, SandboxError(f"could not start the sandbox: {message['error']}"))
+            settle(reply, SandboxError(f"could not start the sandbox: {message['error']}"))
         else:
             pid = int(message["pid"])  # type: ignore[call-overload]
             self._exits.setdefault(pid, concurrent.futures.Future())
-            _settle(reply, pid)
-
-
-def _settle(future: concurrent.futures.Future[int], result: int | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+            settle(reply, pid)
