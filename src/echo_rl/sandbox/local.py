@@ -7,7 +7,9 @@ the verifier may ``rm -rf``/recreate ``/tests`` and ``/logs`` and :meth:`upload`
 plain (symlink-safe) host file operations; fresh ``/proc`` and a minimal ``/dev``; own user, pid, ipc
 and uts namespaces, and a network namespace without interfaces unless the network is allowed. The shell
 runs as ``user`` (uid 1000 inside), without capabilities; as host root the whole sandbox runs as host
-uid ``nobody``. It dies with its parent, and every process of it dies with its pid namespace.
+uid ``nobody``. The launcher is started by this process's sandbox spawner (:mod:`echo_rl.sandbox.spawner`,
+a small helper already running as that user) and dies with it, the spawner with this process; every
+process of the sandbox dies with its pid namespace.
 
 The host directory lives under :func:`~echo_rl.sandbox.owner.state_root` with a name carrying the run's
 label and the owning process, so that :mod:`echo_rl.sandbox.gc` can remove it after a crash.
@@ -278,8 +280,8 @@ class LocalSandbox(ShellSandbox):
             argv[1:1] = ["--info-fd", FdArg(0)]
         stdin_read, stdin_write = os.pipe()
         stdout_read, stdout_write = os.pipe()
-        spawner = Spawner.shared()
         try:
+            spawner = Spawner.shared()
             pid = await spawner.spawn(
                 argv,
                 self._env(interactive=False),
