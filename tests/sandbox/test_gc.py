@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -19,7 +21,7 @@ from echo_rl.sandbox import procs
 from echo_rl.sandbox.engine import connect
 from echo_rl.sandbox.gc import collect_garbage
 from echo_rl.sandbox.local import LocalSandbox
-from echo_rl.sandbox.owner import LABEL_KEY
+from echo_rl.sandbox.owner import LABEL_KEY, Owner, state_roots
 
 CHILD = textwrap.dedent(
     """
@@ -91,3 +93,19 @@ def test_gc_removes_containers_of_a_killed_run(container_engine):
     assert report.containers == 1 and report.directories == 1 and not report.notes
     assert client.containers.list(all=True, filters={"label": f"{LABEL_KEY}={label}"}) == []
     assert not _sleepers()
+
+
+def test_gc_looks_in_both_the_memory_and_the_disk_location(monkeypatch):
+    """Sandbox directories live in /dev/shm when usable, else in the temp directory (and did there before):
+    gc clears a dead owner's directories in either."""
+    monkeypatch.delenv("ECHO_RL_SANDBOX_ROOT", raising=False)
+    label = f"gc-test-{secrets.token_hex(3)}"
+    dead = Owner(socket.gethostname(), os.getpid(), (procs.start_ticks(os.getpid()) or 0) + 1)  # pid reused
+    assert not dead.is_alive()
+    left = []
+    for root in state_roots():
+        root.mkdir(parents=True, exist_ok=True)
+        left.append(root / dead.dir_name(label, secrets.token_hex(6)))
+        (left[-1] / "root" / "home").mkdir(parents=True)
+    report = asyncio.run(collect_garbage(label, containers=False))
+    assert report.directories == len(left) and not any(path.exists() for path in left)

@@ -16,7 +16,7 @@ from echo_rl.sandbox import procs
 from echo_rl.sandbox.base import SandboxError
 from echo_rl.sandbox.engine import connect
 from echo_rl.sandbox.local import remove_tree
-from echo_rl.sandbox.owner import LABEL_KEY, OWNER_KEY, Owner, state_root
+from echo_rl.sandbox.owner import LABEL_KEY, OWNER_KEY, Owner, state_roots
 
 
 @dataclass
@@ -49,10 +49,7 @@ async def collect_garbage(
 
 
 async def _collect_directories(label: str | None, report: GcReport) -> None:
-    root = state_root()
-    if not root.is_dir():
-        return
-    for entry in sorted(root.iterdir()):
+    for entry in sorted(entry for root in state_roots() if root.is_dir() for entry in root.iterdir()):
         parsed = Owner.from_dir_name(entry.name)
         if parsed is None or (label is not None and parsed[0] != label) or parsed[1].is_alive():
             continue

@@ -41,6 +41,16 @@ def state_root() -> Path:
     return Path(configured) if configured else scratch_dir() / f"echo-rl-sandboxes-{os.getuid()}"
 
 
+def state_roots() -> list[Path]:
+    """Every place local sandbox directories may be (for garbage collection): ``$ECHO_RL_SANDBOX_ROOT``,
+    else both the memory and the disk location — a run that found ``/dev/shm`` unusable, or an echo-rl
+    from before sandboxes moved there, left its directories in the system temp directory."""
+    if os.environ.get("ECHO_RL_SANDBOX_ROOT"):
+        return [state_root()]
+    name = f"echo-rl-sandboxes-{os.getuid()}"
+    return list(dict.fromkeys([state_root(), Path(tempfile.gettempdir()) / name]))
+
+
 @functools.cache
 def scratch_dir() -> Path:
     """``/dev/shm`` when it is a memory file system that allows executables and has at least 1 GiB free,
