@@ -25,7 +25,7 @@ import torch
 from transformers import DynamicCache
 
 from echo_rl.rollout.policy.base import Generation, Request
-from echo_rl.rollout.policy.kvcache import LayerKV, cache_from, layers, row_kv, shared_prefixes
+from echo_rl.rollout.policy.kvcache import BLOCK, LayerKV, cache_from, layers, row_kv, shared_prefixes
 
 if TYPE_CHECKING:
     from echo_rl.rollout.policy.hf import TransformersPolicy
@@ -85,11 +85,11 @@ class DecodeBatch:
         if not requests:
             return
         prompts = [r.prompt for r in requests]
-        if self.policy.prefix_cache.max_bytes:
+        if self.policy.prefix_cache.max_bytes and len(prompts) > 1:
             self._prefill_shared(prompts)
         ids, mask, positions, cache = self.policy.prefill_inputs(prompts)
         cache, logits = self._forward(ids, mask, positions, cache)
-        self._keep(prompts, cache, mask)
+        self._keep(prompts, cache, mask, ids.shape[1])
         rows = [_Row(r) for r in requests]
         tokens, logprobs = self._sample(logits, rows)
         lengths = torch.tensor([len(r.prompt) for r in requests], device=mask.device)  # next tokens' positions
@@ -105,14 +105,19 @@ class DecodeBatch:
             level = [p for p in pending if not any(len(q) < len(p) and p[: len(q)] == q for q in pending)]
             pending = [p for p in pending if not any(p is q for q in level)]
             ids, mask, positions, past = self.policy.prefill_inputs(level)
-            self._keep(level, self._forward(ids, mask, positions, past)[0], mask)
+            self._keep(level, self._forward(ids, mask, positions, past)[0], mask, ids.shape[1])
 
-    def _keep(self, prompts: list[list[int]], cache: DynamicCache, mask: torch.Tensor) -> None:
-        """Store each just-prefilled prompt's keys and values: later arrivals that share its start (the
-        rest of its group, other tasks' system prompt) prefill only what differs."""
-        if self.policy.prefix_cache.max_bytes:
-            first_row = {tuple(prompt): row for row, prompt in reversed(list(enumerate(prompts)))}
-            for row in first_row.values():
+    def _keep(self, prompts: list[list[int]], cache: DynamicCache, mask: torch.Tensor, width: int) -> None:
+        """Store the keys and values of each just-prefilled prompt that fed at least a block of new tokens
+        (the last ``width`` mask columns are the fed ones): later arrivals that share its start (the rest of
+        its group, other tasks' system prompt) prefill only what differs. A prompt the cache already held
+        but for a few tokens is not copied again."""
+        if not self.policy.prefix_cache.max_bytes:
+            return
+        fed = mask[:, mask.shape[1] - width :].sum(1).tolist()
+        first_row = {tuple(prompt): row for row, prompt in reversed(list(enumerate(prompts)))}
+        for row in first_row.values():
+            if fed[row] >= BLOCK:
                 self.policy.prefix_cache.store(prompts[row], row_kv(cache, row, mask[row]))
 
     def step(self) -> None:
