@@ -100,8 +100,13 @@ def build_image(
         except docker.errors.APIError as err:
             raise SandboxError(f"engine error while looking up {tag}: {err}") from err
         try:
-            client.images.build(
-                path=str(context), dockerfile=dockerfile, tag=tag, rm=True, forcerm=True, labels={LABEL_KEY: check_label(label)}
+            client.images.build(  # forcerm: a failed step's container (and its mount) is removed too
+                path=str(context),
+                dockerfile=dockerfile,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                labels={LABEL_KEY: check_label(label)},
             )
         except docker.errors.BuildError as err:
             log = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in err.build_log)

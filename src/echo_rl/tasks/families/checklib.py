@@ -4,8 +4,9 @@ Standard library only (the sandbox's ``python3``). The verifier runs ``python3 -
 in the task's workdir: isolated mode without ``site``, so nothing the agent left in site-packages,
 ``PYTHON*`` variables or the working directory is imported. Every episode's verification starts this
 interpreter, so only what every check needs is imported up front; the modules for running agent code
-(``subprocess``, ``signal``, ``tempfile``) are imported by the functions that use them (~25 ms less a start). Each ``expect_*`` either returns or exits with status 1
-after printing ``FAIL: <why>``; the first failure ends the check.
+(``subprocess``, ``signal``, ``tempfile``) are imported by the functions that use them (~25 ms less a
+start). Each ``expect_*`` either returns or exits with status 1 after printing ``FAIL: <why>``; the first
+failure ends the check.
 
 Checks read only regular files (a FIFO or device named like the answer could block the verifier). Agent
 code that a check must execute runs through :func:`run`, which kills every stray process afterwards, so
