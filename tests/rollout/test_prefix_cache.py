@@ -3,7 +3,8 @@ extend, eviction, weight changes; and prompts admitted together prefilling their
 
 import torch
 
-from echo_rl.rollout.policy.kvcache import BLOCK, PrefixCache, common_prefix, shared_prefixes
+from echo_rl.rollout.policy.kvcache import BLOCK, PrefixCache, shared_prefixes
+from echo_rl.sequences import common_prefix
 
 
 def kv_of(ids, heads=2, dim=4):
@@ -16,6 +17,7 @@ def test_common_prefix_is_exact():
     assert common_prefix([1, 2, 3, 4], [1, 2, 9]) == 2
     assert common_prefix([1, 2, 3], [1, 2, 3, 4]) == 3
     assert common_prefix([], [1]) == 0 and common_prefix([5], [6]) == 0
+    assert common_prefix("<tool_call>a", "<tool_call>b") == len("<tool_call>")  # text too (the harness)
     a = list(range(1000))
     for cut in (0, 1, 511, 999):
         b = [*a[:cut], -1, *a[cut + 1 :]]

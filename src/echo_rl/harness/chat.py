@@ -28,6 +28,7 @@ from echo_rl.harness.parse import ActionFormat
 from echo_rl.harness.render import render_action, render_output, system_prompt
 from echo_rl.harness.warnings import MISSING_THINK, render_warnings
 from echo_rl.rollout.trajectory import Role
+from echo_rl.sequences import common_prefix
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -162,7 +163,7 @@ class ChatFormat:
         content = tail[
             len(self.assistant_close) + len(self.observation_prefix) : len(tail) - len(self.observation_suffix)
         ]
-        split = _common_prefix(content, block)
+        split = common_prefix(content, block)
         close = self.assistant_close[len(self.eot_text) :] if after_eot else self.assistant_close
         pieces = [
             self.piece(Role.TEMPLATE, close + self.observation_prefix, False),
@@ -198,7 +199,7 @@ class ChatFormat:
             report = PrefixReport(True, "chat template is prefix-stable: re-rendering history changes nothing")
             log.info(report.detail)
             return report
-        at = _common_prefix(whole, stream)
+        at = common_prefix(whole, stream)
         around = slice(max(0, at - 20), at + 20)
         report = PrefixReport(
             False,
@@ -213,11 +214,3 @@ class ChatFormat:
 
 def _msg(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content}
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i

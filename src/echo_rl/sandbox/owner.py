@@ -45,10 +45,10 @@ def state_roots() -> list[Path]:
     """Every place local sandbox directories may be (for garbage collection): ``$ECHO_RL_SANDBOX_ROOT``,
     else both the memory and the disk location — a run that found ``/dev/shm`` unusable, or an echo-rl
     from before sandboxes moved there, left its directories in the system temp directory."""
+    root = state_root()
     if os.environ.get("ECHO_RL_SANDBOX_ROOT"):
-        return [state_root()]
-    name = f"echo-rl-sandboxes-{os.getuid()}"
-    return list(dict.fromkeys([state_root(), Path(tempfile.gettempdir()) / name]))
+        return [root]
+    return list(dict.fromkeys([root, Path(tempfile.gettempdir()) / root.name]))
 
 
 @functools.cache

@@ -147,14 +147,13 @@ class Spawner:
         runs as ``nobody`` with the first interpreter ``nobody`` can run (the program goes in on stdin: no
         file of ours needs to be readable to it), else as root, dropping each child itself."""
         source = SERVER.read_bytes()
-        python = [sys.executable]
-        drops: list[int | None] = [None]
-        if os.geteuid() == 0:
-            python += [path for path in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(path)]
-            drops = [NOBODY] * len(python) + [None]
-            python.append(sys.executable)
+        as_root = os.geteuid() == 0
+        candidates: list[tuple[str, int | None]] = [(sys.executable, None)]
+        if as_root:
+            pythons = dict.fromkeys([sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"])
+            candidates = [(path, NOBODY) for path in pythons if os.path.exists(path)] + candidates
         failures = []
-        for interpreter, user in zip(python, drops, strict=True):
+        for interpreter, user in candidates:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             as_user = {} if user is None else {"user": user, "group": user, "extra_groups": []}
             try:
@@ -176,7 +175,7 @@ class Spawner:
             finally:
                 theirs.close()
             if ours.recv(64) == b"hello":  # empty: it died (too old a Python, say)
-                self._drop_to = None if user is not None or os.geteuid() != 0 else NOBODY
+                self._drop_to = NOBODY if as_root and user is None else None
                 return server, ours
             failures.append(f"{interpreter}: exited with status {server.wait()}")
             ours.close()

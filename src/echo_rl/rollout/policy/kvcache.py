@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
+from echo_rl.sequences import common_prefix
+
 try:
     from transformers.cache_utils import DynamicLayer
 except ImportError:  # transformers < 4.56 keeps lists of tensors, concatenated each step
@@ -124,17 +126,6 @@ def _block_hashes(ids: Sequence[int], limit: int) -> Iterator[int]:
         yield chain
 
 
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of ``a`` and ``b`` (slice comparisons, O(n log n) in C)."""
-    low, high = 0, min(len(a), len(b))
-    if a[:high] == b[:high]:
-        return high
-    while high - low > 1:  # a[:low] == b[:low] and a[:high] != b[:high]
-        middle = (low + high) // 2
-        low, high = (middle, high) if a[:middle] == b[:middle] else (low, middle)
-    return low
-
-
 class PrefixCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -166,10 +157,10 @@ class PrefixCache:
             if not deeper:
                 break
             holders = deeper
-        # every holder shares the matched blocks; the one that goes on matching longest wins
-        best = max(holders, key=lambda key: common_prefix(self._entries[key].ids, head), default=None)
-        length = common_prefix(self._entries[best].ids, head) if best is not None else 0  # exact, hashes aside
-        if not length:
+        # every holder shares the matched blocks; the one that goes on matching longest wins (exact lengths,
+        # whatever the hashes said)
+        length, best = max(((common_prefix(self._entries[key].ids, head), key) for key in holders), default=(0, None))
+        if not length or best is None:
             return 0, None
         self._entries.move_to_end(best)
         return length, [(keys[:, :length], values[:, :length]) for keys, values in self._entries[best].kv]
