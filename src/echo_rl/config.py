@@ -85,6 +85,20 @@ class SamplingConfig(Section):
     top_k: int = Field(0, ge=0)
 
 
+class LoraConfig(Section):
+    """LoRA adapters through ``peft`` (extra ``lora``): only the adapters train; the rollout policy samples
+    from the merged weights; checkpoints are adapter folders plus what resume needs."""
+
+    enabled: bool = False
+    rank: int = Field(16, ge=1, description="adapter rank r")
+    alpha: float = Field(32.0, gt=0, description="scaling alpha (the update is alpha/r · B·A)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="module names that get adapters",
+    )
+
+
 class PolicyConfig(Section):
     """The model being trained and the backend that samples from it."""
 
@@ -101,6 +115,7 @@ class PolicyConfig(Section):
         1024, ge=0, description="transformers backend: memory for KV caches reused across turns and episodes"
     )
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
+    lora: LoraConfig = LoraConfig()
 
 
 class TasksConfig(Section):
@@ -287,6 +302,19 @@ class LoggingConfig(Section):
     progress: bool = True
 
 
+class ParallelConfig(Section):
+    """How the trainer spreads over processes (``torchrun``) and saves memory.
+
+    mode: ``auto`` = ``none`` in one process, ``ddp`` under torchrun; ``ddp`` = every rank holds the whole
+    model (torch DistributedDataParallel); ``fsdp2`` = parameters, gradients and optimizer state sharded
+    per decoder layer and at the root (``torch.distributed.fsdp.fully_shard``)."""
+
+    mode: Literal["auto", "none", "ddp", "fsdp2"] = "auto"
+    activation_checkpointing: bool = Field(
+        False, description="recompute each decoder layer's activations in the backward pass (less memory)"
+    )
+
+
 class RunConfig(Section):
     """A whole run. Sections map one-to-one onto the pipeline's layers."""
 
@@ -304,6 +332,7 @@ class RunConfig(Section):
     eval: EvalConfig = EvalConfig()
     alarms: AlarmConfig = AlarmConfig()
     logging: LoggingConfig = LoggingConfig()
+    parallel: ParallelConfig = ParallelConfig()
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
