@@ -26,6 +26,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# What root in a task container may still do: own, read and write any file, kill, switch users, bind low
+# ports. Dropped from the engines' defaults: SETPCAP, SETFCAP, SYS_CHROOT, MKNOD, AUDIT_WRITE, NET_RAW.
+DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETUID", "SETGID", "NET_BIND_SERVICE")
+
+
 class SandboxConfig(Section):
     """Where and how shell commands run (issue: sandboxed terminals)."""
 
@@ -33,14 +38,33 @@ class SandboxConfig(Section):
     workdir: str = "/home/user"
     command_timeout_s: float = Field(30.0, gt=0, description="per-command timeout (paper: 30 s)")
     max_output_bytes: int = Field(1_000_000, gt=0, description="bytes kept in memory per command")
-    memory_mb: int = Field(2048, gt=0, description="address space per process; container: cgroup memory too")
-    cpus: float | None = Field(None, gt=0, description="container CPU quota (None: no quota)")
-    max_processes: int = Field(256, gt=0)
+    memory_mb: int = Field(
+        2048, gt=0, description="memory of the whole sandbox (cgroup) and address space per process; a task's "
+        "[environment] memory_mb wins"
+    )
+    cpus: float | None = Field(
+        1.0, gt=0, description="CPU quota of the sandbox (cgroup; None: no quota); a task's [environment] cpus wins"
+    )
+    storage_mb: int = Field(
+        10240, gt=0, description="writable storage of the sandbox (local: size of its tmpfs; container: "
+        "storage-opt size where the engine's driver supports it); a task's [environment] storage_mb wins"
+    )
+    max_processes: int = Field(256, gt=0, description="processes of the sandbox (cgroup pids) and per user")
     max_file_size_mb: int = Field(512, gt=0)
     cpu_time_s: int = Field(900, gt=0)
     allow_network: bool = False
     pool_size: int = Field(8, ge=1)
     engine_url: str | None = Field(None, description="Docker API URL; default: DOCKER_HOST or podman's socket")
+    tls_verify: bool = Field(False, description="remote engine: verify its certificate (against tls_ca_cert)")
+    tls_ca_cert: str | None = Field(None, description="remote engine: CA certificate file (PEM)")
+    tls_client_cert: str | None = Field(None, description="remote engine: client certificate file (PEM)")
+    tls_client_key: str | None = Field(None, description="remote engine: client key file (PEM)")
+    cap_add: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CAPABILITIES),
+        description="container: the capabilities kept (all others are dropped)",
+    )
+    no_new_privileges: bool = Field(True, description="container: no-new-privileges (set-uid binaries gain nothing)")
+    pull_images: bool = Field(False, description="container: pull a task's docker_image the engine does not have")
     base_image: str = "debian:bookworm-slim"
     infra_retries: int = Field(2, ge=0, description="retries of an episode that hit an infrastructure error")
     retry_backoff_s: float = Field(1.0, ge=0)

@@ -65,14 +65,21 @@ def list_command(source: str | None, split: str | None) -> None:
 @tasks.command()
 @click.argument("task")
 @click.option("--files", "show_files", is_flag=True, help="Also print every file of the task.")
-def show(task: str, show_files: bool) -> None:
-    """Print one task: instruction, metadata, reference commands (and with --files, its files)."""
+@config_arguments
+def show(task: str, show_files: bool, config_args: tuple[str, ...]) -> None:
+    """Print one task: instruction, metadata, what its sandbox gets on the configured backend (image,
+    limits, timeouts, verifier and solution settings), reference commands (and with --files, its files)."""
+    from echo_rl.tasks.settings import task_settings
+
+    cfg = _config(config_args)
     found = _resolve(task, None)
     if len(found) != 1:
         raise UserError(f"names {len(found)} tasks, expected one", where=task)
     item = found[0]
     click.echo(f"# {item.name}\n\n{item.instruction.rstrip()}\n")
     click.echo(f"metadata: {json.dumps(item.metadata)}")
+    for line in task_settings(item, cfg.sandbox).lines():
+        click.echo(line)
     for number, command in enumerate(item.reference_commands or [], 1):
         click.echo(f"turn {number}: {command}")
     for path, data in sorted(item.files.items()) if show_files else ():

@@ -3,10 +3,12 @@
 The container runs an init (``--init``: tini or catatonit, which reaps orphans and stops promptly) over
 ``sleep infinity``; the persistent shell is a ``bash`` started with ``exec`` whose stdin/stdout are the
 attached exec socket, speaking the protocol of :mod:`echo_rl.sandbox.protocol` exactly as the local
-backend does. Limits: ``cpus`` (CPU quota), ``memory_mb`` (cgroup memory), ``max_processes`` (cgroup
-pids), plus the same per-process ``ulimit`` values as the local backend; network ``none`` unless
-allowed; the work dir is the config's ``workdir``. The shell runs as the image's user (root for
-task images), as Harbor tasks expect.
+backend does. Limits: ``cpus`` (CPU quota, 1 by default), ``memory_mb`` (cgroup memory), ``max_processes``
+(cgroup pids), ``storage_mb`` (``storage_opt size``, where the engine's storage driver supports it —
+overlay over xfs with project quotas; said once where not), plus the same per-process ``ulimit`` values
+as the local backend; every capability dropped but ``cap_add`` (the minimum root in a task needs) and
+``no-new-privileges``; network ``none`` unless allowed; the work dir is the config's ``workdir``. The
+shell runs as the image's user (root for task images), as Harbor tasks expect.
 
 Killing "every process" (a shell restart, :meth:`reset_processes`) kills the container's init, which
 takes the whole pid namespace with it, and starts the same container again: its filesystem survives and
@@ -32,12 +34,14 @@ from docker.models.containers import Container
 
 from echo_rl.config import SandboxConfig
 from echo_rl.sandbox.base import SandboxError
-from echo_rl.sandbox.engine import connect, engine_url
+from echo_rl.sandbox.engine import engine_client, engine_url, tls_config
+from echo_rl.sandbox.notices import notice_once
 from echo_rl.sandbox.owner import LABEL_KEY, OWNER_KEY, Owner, check_label
 from echo_rl.sandbox.protocol import bootstrap
 from echo_rl.sandbox.shell import ShellSandbox, ShellStream
 
 T = TypeVar("T")
+_NO_STORAGE_LIMIT: set[str] = set()  # engines whose storage driver refused a size (see _create)
 _SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "LANG": "C.UTF-8"}
 _READ_LIMIT = 1 << 18
 # bash -c KILLER TICKS SPARE: SIGKILL, in rounds until none is left, every process started at or after
@@ -149,8 +153,8 @@ class ContainerSandbox(ShellSandbox):
             return
         if self._stopped:
             raise SandboxError("a stopped sandbox cannot be started again")
-        self._client = await asyncio.to_thread(connect, self.config.engine_url)
-        self._container = await self._call(self._client.containers.create, **self._create_args())
+        self._client = await asyncio.to_thread(engine_client, self.config)
+        self._container = await self._create(self._client)
         try:
             await self._call(self._container.start)
             await self._start_shell()
@@ -171,12 +175,33 @@ class ContainerSandbox(ShellSandbox):
             "labels": {LABEL_KEY: self.label, OWNER_KEY: Owner.current().tag()},
             "mem_limit": f"{cfg.memory_mb}m",
             "pids_limit": cfg.max_processes,
+            "cap_drop": ["ALL"],
+            "cap_add": list(cfg.cap_add),
         }
+        if cfg.no_new_privileges:
+            args["security_opt"] = ["no-new-privileges"]
         if cfg.cpus is not None:
             args["nano_cpus"] = int(cfg.cpus * 1e9)
         if not self.allow_network:
             args["network_mode"] = "none"
         return args
+
+    async def _create(self, client: docker.DockerClient) -> Container:
+        """Create the container, with a storage size unless this engine's driver refused one before: then
+        without, said once."""
+        args = self._create_args()
+        url = engine_url(self.config.engine_url)
+        if url not in _NO_STORAGE_LIMIT:
+            try:
+                return await self._call(client.containers.create, storage_opt={"size": f"{self.config.storage_mb}m"},
+                                        **args)
+            except SandboxError as err:
+                if "storage-opt" not in str(err) and "storage option" not in str(err):
+                    raise
+                _NO_STORAGE_LIMIT.add(url)
+                notice_once(f"container sandbox: no storage limit (storage_mb), the engine's storage driver "
+                            f"cannot size a container: {str(err).rsplit(': ', 1)[-1][:160]}")
+        return await self._call(client.containers.create, **args)
 
     async def stop(self) -> None:
         self._stopped = True
@@ -241,9 +266,14 @@ class ContainerSandbox(ShellSandbox):
         if self._container is None:
             raise SandboxError("the sandbox is not running (start() it first)")
         url = engine_url(self.config.engine_url)
+        cfg = self.config
         if tool := shutil.which("docker"):
-            argv = [tool, "-H", url, "exec"]
+            tls = [f"--{flag}={value}" for flag, value in (("tlscacert", cfg.tls_ca_cert), ("tlscert", cfg.tls_client_cert),
+                                                          ("tlskey", cfg.tls_client_key)) if value]
+            argv = [tool, "-H", url, *tls, *(["--tlsverify"] if cfg.tls_verify else []), "exec"]
         elif tool := shutil.which("podman"):
+            if tls_config(cfg) is not None:
+                raise SandboxError("an interactive shell on a TLS engine needs the docker command")
             argv = [tool, "--remote", "--url", url, "exec"]
         else:
             raise SandboxError("an interactive container shell needs the docker or podman command")

@@ -1,5 +1,5 @@
-"""Remove what crashed runs left behind: local sandbox directories (and any process still using one) and
-containers whose owning process is gone (see :mod:`echo_rl.sandbox.owner`).
+"""Remove what crashed runs left behind: local sandbox directories (and any process still using one), their
+cgroups and containers whose owning process is gone (see :mod:`echo_rl.sandbox.owner`).
 
 Sandboxes of live processes are never touched, so a run may call :func:`collect_garbage` at start-up
 while other runs work; ``echo-rl sandbox gc`` calls it by hand.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import docker.errors
 
-from echo_rl.sandbox import procs
+from echo_rl.sandbox import cgroups, procs
 from echo_rl.sandbox.base import SandboxError
 from echo_rl.sandbox.engine import connect
 from echo_rl.sandbox.local import remove_tree
@@ -26,6 +26,7 @@ class GcReport:
     directories: int = 0
     processes: int = 0
     containers: int = 0
+    cgroups: int = 0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -33,6 +34,7 @@ class GcReport:
             "directories": self.directories,
             "processes": self.processes,
             "containers": self.containers,
+            "cgroups": self.cgroups,
             "notes": self.notes,
         }
 
@@ -43,6 +45,7 @@ async def collect_garbage(
     """Remove leftovers of dead owners (of run ``label`` only, when given); see the module docstring."""
     report = GcReport()
     await _collect_directories(label, report)
+    await _collect_cgroups(label, report)
     if containers:
         await asyncio.to_thread(_collect_containers, label, engine_url, report)
     return report
@@ -59,6 +62,23 @@ async def _collect_directories(label: str | None, report: GcReport) -> None:
         report.processes += len(pids)
         await asyncio.to_thread(remove_tree, entry)
         report.directories += 1
+
+
+async def _collect_cgroups(label: str | None, report: GcReport) -> None:
+    for path in cgroups.groups():
+        parsed = Owner.from_dir_name(path.name)
+        if parsed is None or (label is not None and parsed[0] != label) or parsed[1].is_alive():
+            continue
+        group = cgroups.SandboxCgroup([path])
+        pids = group.pids()
+        procs.kill(pids)
+        await procs.wait_gone(pids)
+        report.processes += len(pids)
+        try:
+            await asyncio.to_thread(group.remove)
+            report.cgroups += 1
+        except OSError as err:
+            report.notes.append(f"cgroup {path}: {err}")
 
 
 def _collect_containers(label: str | None, engine_url: str | None, report: GcReport) -> None:

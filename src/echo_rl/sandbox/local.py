@@ -13,6 +13,11 @@ process of the sandbox dies with its pid namespace.
 
 The host directory lives under :func:`~echo_rl.sandbox.owner.state_root` with a name carrying the run's
 label and the owning process, so that :mod:`echo_rl.sandbox.gc` can remove it after a crash.
+
+Limits: the per-process ``ulimit`` values of :mod:`~echo_rl.sandbox.protocol`, and where the machine
+allows it a cgroup per sandbox (:mod:`~echo_rl.sandbox.cgroups`: ``memory_mb`` for the whole sandbox, no
+swap, ``max_processes``, ``cpus``) and a state directory of at most ``storage_mb``
+(:mod:`~echo_rl.sandbox.statefs`, as root). What does not hold here is said once, at the first start.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from pathlib import Path
 from typing import Literal
 
 from echo_rl.config import SandboxConfig
-from echo_rl.sandbox import procs
+from echo_rl.sandbox import procs, statefs
 from echo_rl.sandbox.base import SandboxError
+from echo_rl.sandbox.cgroups import SandboxCgroup, probe
+from echo_rl.sandbox.notices import notice_once
 from echo_rl.sandbox.owner import Owner, check_label, state_root
 from echo_rl.sandbox.protocol import bootstrap, quote
 from echo_rl.sandbox.rootfs import RootFS
@@ -148,6 +155,7 @@ class LocalSandbox(ShellSandbox):
         self._shell_process: _PipeShell | None = None  # the launcher's process, while it runs
         self._info_fd, self._init_pid = -1, None  # see _namespace_init
         self._as_root = os.geteuid() == 0
+        self.cgroup: SandboxCgroup | None = None
 
     @property
     def root(self) -> Path:
@@ -166,6 +174,7 @@ class LocalSandbox(ShellSandbox):
         self.launcher = find_launcher(self._launcher_choice)
         self.state_dir = self._make_state_dir()
         try:
+            self.cgroup = self._make_cgroup(self.state_dir.name)
             await self._start_shell()
         except BaseException:
             await self.stop()
@@ -175,8 +184,23 @@ class LocalSandbox(ShellSandbox):
         self._stopped = True
         await self._close_shell()
         await self._kill_all_processes()
+        cgroup, self.cgroup = self.cgroup, None
+        if cgroup is not None:
+            await asyncio.to_thread(cgroup.remove)
         if self.state_dir is not None:
             await asyncio.to_thread(remove_tree, self.state_dir)
+
+    def _make_cgroup(self, name: str) -> SandboxCgroup | None:
+        """The sandbox's cgroup, or None (said once) where this machine allows none."""
+        cfg, reason = self.config, probe().reason
+        if probe().available:
+            try:
+                return SandboxCgroup.create(name, memory_mb=cfg.memory_mb, max_processes=cfg.max_processes,
+                                            cpus=cfg.cpus, owner=NOBODY if self._as_root else None)
+            except OSError as err:
+                reason = str(err)
+        notice_once(f"local sandbox: no total memory cap, pids cap or CPU quota, only per-process ulimits ({reason})")
+        return None
 
     def _make_state_dir(self) -> Path:
         """Create the host directory behind the sandbox's ``/`` (plain ``os`` calls, each entry chowned as it
@@ -196,6 +220,7 @@ class LocalSandbox(ShellSandbox):
             made(path)
 
         mkdir(str(state), 0o711)
+        self._bound(state, owner)
         root = os.path.join(state, "root")
         mkdir(root)
         for name, target in _host_layout():
@@ -217,6 +242,17 @@ class LocalSandbox(ShellSandbox):
                 handle.write(data)
             made(path)
         return state
+
+    def _bound(self, state: Path, owner: int) -> None:
+        """Make ``state`` a tmpfs of ``storage_mb`` where this machine allows it (said once where not)."""
+        reason = statefs.can_bound()
+        if reason is None:
+            try:
+                statefs.mount_bounded(state, size_mb=self.config.storage_mb, owner=None if owner == -1 else owner)
+                return
+            except OSError as err:
+                reason = f"the state directory's size is not bounded ({err})"
+        notice_once(f"local sandbox: {reason}; only the per-file limit (max_file_size_mb) holds")
 
     # ---- the shell ---------------------------------------------------------------------------------------
 
@@ -278,6 +314,7 @@ class LocalSandbox(ShellSandbox):
         info_read, info_write = os.pipe() if self.launcher == "bwrap" else (-1, -1)
         if info_write != -1:  # bwrap writes {"child-pid": N} there: the host pid of the namespace's init
             argv[1:1] = ["--info-fd", FdArg(0)]
+        argv[:0] = self._join_cgroup()
         stdin_read, stdin_write = os.pipe()
         stdout_read, stdout_write = os.pipe()
         try:
@@ -302,6 +339,10 @@ class LocalSandbox(ShellSandbox):
         self._shell_process, self._info_fd, self._init_pid = shell, info_read, None
         await shell.connect(stdin_write, stdout_read)
         return shell
+
+    def _join_cgroup(self) -> list[str]:
+        """The argv prefix that puts the launcher (and so everything in the sandbox) in its cgroup."""
+        return self.cgroup.join_argv() if self.cgroup is not None else []
 
     def _namespace_init(self) -> int | None:
         """Host pid of the sandbox's pid-namespace init (bwrap's ``--info-fd`` report), or None when unknown
@@ -354,6 +395,7 @@ class LocalSandbox(ShellSandbox):
         setup = bootstrap(self.config.workdir, self._limits(), fold_stderr=False)
         as_nobody: dict[str, object] = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if self._as_root else {}
         proc = await asyncio.create_subprocess_exec(
+            *self._join_cgroup(),
             *self._argv(["bash", "-c", setup + "exec bash --norc -i"], interactive=True),
             env=self._env(interactive=True),
             **as_nobody,  # type: ignore[arg-type]
@@ -390,7 +432,8 @@ class LocalSandbox(ShellSandbox):
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a sandbox directory, also where the sandbox user took the owner's permissions away."""
+    """Delete a sandbox directory (unmounting it first when it is a bounded one), also where the sandbox
+    user took the owner's permissions away."""
 
     def retry(func: Callable[[str], object], failed: str, _exc: object) -> None:
         if not os.path.lexists(failed):
@@ -402,5 +445,7 @@ def remove_tree(path: Path) -> None:
         else:
             func(failed)
 
-    if path.exists():
+    if statefs.release(path):  # a bounded state directory: its content went with the unmount
+        path.rmdir()
+    elif path.exists():
         shutil.rmtree(path, onerror=retry)

@@ -5,9 +5,11 @@
 
 Local backend: a fresh :class:`~echo_rl.sandbox.local.LocalSandbox`, then the task's
 ``environment/setup.sh`` runs in its workdir (a task without one cannot run locally: a one-line
-:class:`UserError`). Container backend: the task's ``environment/`` folder is built as an image (cached by
-content) and a :class:`~echo_rl.sandbox.container.ContainerSandbox` starts from it. Any failure to bring
-the state up is a :class:`SandboxError` (an ``infra_error``), and a half-started sandbox is stopped.
+:class:`UserError`). Container backend: the task's ``docker_image`` as is, else its ``environment/``
+folder built as an image (cached by content), and a :class:`~echo_rl.sandbox.container.ContainerSandbox`
+starts from it. Either way the sandbox gets the task's own limits (:func:`~echo_rl.tasks.settings.sandbox_config`);
+what the backend cannot apply is said once. Any failure to bring the state up is a :class:`SandboxError`
+(an ``infra_error``), and a half-started sandbox is stopped.
 """
 
 from __future__ import annotations
@@ -15,21 +17,26 @@ from __future__ import annotations
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
 from echo_rl.sandbox.base import Sandbox, SandboxError
-from echo_rl.tasks.task import Task
+from echo_rl.sandbox.notices import notice_once
+from echo_rl.tasks.settings import DEFAULT_BUILD_TIMEOUT_S, resolve_env, sandbox_config, task_settings
+from echo_rl.tasks.task import DOCKERFILE, Task
 
 SETUP_PATH = "/tmp/echo-rl-setup.sh"
-DEFAULT_BUILD_TIMEOUT_S = 600.0
 
 
 def check_runnable(task: Task, cfg: SandboxConfig) -> None:
-    """Raise a one-line :class:`UserError` when ``task`` cannot run on ``cfg``'s backend."""
+    """Raise a one-line :class:`UserError` when ``task`` cannot run on ``cfg``'s backend (or its verifier or
+    solution env names a variable echo-rl's environment does not have)."""
+    resolve_env(task.verifier_env, "verifier.env", task)
+    resolve_env(task.solution_env, "solution.env", task)
     if cfg.backend == "local" and task.setup_script is None:
         raise UserError(
             "has no environment/setup.sh, which the local backend needs (use sandbox.backend=container)",
             where=f"task {task.name}",
         )
-    if cfg.backend == "container" and "environment/Dockerfile" not in task.files:
-        raise UserError("has no environment/Dockerfile, which the container backend needs", where=f"task {task.name}")
+    if cfg.backend == "container" and DOCKERFILE not in task.files and not task.docker_image:
+        raise UserError("has neither [environment] docker_image nor environment/Dockerfile, one of which the "
+                        "container backend needs", where=f"task {task.name}")
 
 
 async def _setup_local(task: Task, sandbox: Sandbox, cfg: SandboxConfig) -> None:
@@ -50,9 +57,10 @@ async def open_task_sandbox(task: Task, cfg: SandboxConfig, label: str = "echo-r
     stops it. Raises :class:`SandboxError` on infrastructure failure, :class:`UserError` when the task
     cannot run on the configured backend."""
     check_runnable(task, cfg)
-    if task.workdir and task.workdir != cfg.workdir:
-        cfg = cfg.model_copy(update={"workdir": task.workdir})
+    for note in task_settings(task, cfg).not_applied:
+        notice_once(f"{cfg.backend} backend: not applied: {note}")
     allow_network = cfg.allow_network and task.allow_internet
+    cfg = sandbox_config(task, cfg)
     sandbox: Sandbox
     if cfg.backend == "local":
         from echo_rl.sandbox.local import LocalSandbox

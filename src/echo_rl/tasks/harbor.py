@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,9 @@ from echo_rl.tasks.task import TEST_SCRIPT, Task
 
 _TABLES = ("task", "metadata", "verifier", "agent", "environment", "solution")
 _POSITIVE = "a positive number"
+_USER = "a user name or uid"
+_ENV = "a table of strings keyed by variable names"
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # (table, key) -> kind of value expected; tables are checked to be tables.
 _FIELDS: dict[tuple[str, str], str] = {
     ("", "schema_version"): "a string",
@@ -31,8 +35,8 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("task", "name"): "a string",
     ("task", "description"): "a string",
     ("verifier", "timeout_sec"): _POSITIVE,
-    ("verifier", "env"): "a table of strings",
-    ("verifier", "user"): "a string",
+    ("verifier", "env"): _ENV,
+    ("verifier", "user"): _USER,
     ("agent", "timeout_sec"): _POSITIVE,
     ("environment", "build_timeout_sec"): _POSITIVE,
     ("environment", "docker_image"): "a string",
@@ -41,7 +45,7 @@ _FIELDS: dict[tuple[str, str], str] = {
     ("environment", "storage_mb"): _POSITIVE,
     ("environment", "allow_internet"): "a boolean",
     ("environment", "workdir"): "a string",
-    ("solution", "env"): "a table of strings",
+    ("solution", "env"): _ENV,
 }
 
 
@@ -52,7 +56,10 @@ def _is(kind: str, value: Any) -> bool:
         return isinstance(value, bool)
     if kind == _POSITIVE:
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if kind == _USER:
+        return (isinstance(value, str) and bool(value.strip())) or (isinstance(value, int) and not isinstance(value, bool)
+                                                                    and value >= 0)
+    return isinstance(value, dict) and all(isinstance(v, str) and _VARIABLE.match(k) for k, v in value.items())
 
 
 def validate_config(config: dict[str, Any], where: str) -> None:
@@ -91,7 +98,8 @@ def _read_files(root: Path) -> tuple[dict[str, bytes], frozenset[str]]:
 
 def load_task(folder: str | Path) -> Task:
     """Load one Harbor task folder. Raises :class:`UserError` (one line, file and field) if malformed:
-    missing ``task.toml``/``instruction.md``/``tests/test.sh``, bad TOML, wrong types, an escaping link."""
+    missing ``task.toml``/``instruction.md``/``tests/test.sh``, bad TOML, wrong types, an escaping link, a
+    docker-compose environment (``environment/docker-compose.yaml`` or ``compose.yaml``)."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError("not a task folder", where=str(root))
@@ -115,7 +123,12 @@ def load_task(folder: str | Path) -> Task:
     files, executables = _read_files(root)
     if TEST_SCRIPT not in files:
         raise UserError("missing", where=str(root / TEST_SCRIPT))
-    return Task(root.name, instruction, config, files, executables, source=str(root))
+    task = Task(root.name, instruction, config, files, executables, source=str(root))
+    if task.compose_file is not None:
+        raise UserError("a docker-compose environment (several services) is not supported by echo-rl; "
+                        "give the task one environment/Dockerfile or [environment] docker_image",
+                        where=str(root / task.compose_file))
+    return task
 
 
 @dataclass

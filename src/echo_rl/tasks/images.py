@@ -1,6 +1,12 @@
-"""Container images of tasks: a task's ``environment/`` folder built with the sandbox layer's
-:func:`~echo_rl.sandbox.engine.build_image` (cached by content hash, so each distinct environment builds
-once), and the :class:`~echo_rl.sandbox.container.ContainerSandbox` that runs it."""
+"""Container images of tasks: ``[environment] docker_image`` used as is when a task names one, else the
+task's ``environment/`` folder built with the sandbox layer's :func:`~echo_rl.sandbox.engine.build_image`
+(cached by content hash, so each distinct environment builds once, within the task's
+``build_timeout_sec``), and the :class:`~echo_rl.sandbox.container.ContainerSandbox` that runs it.
+
+As in Harbor, a task with ``docker_image`` is not built: its Dockerfile (if any) is documentation. The
+image must be on the engine; it is pulled only with ``sandbox.pull_images`` (the engine may have no
+registry access), so a missing one is a one-line :class:`~echo_rl.errors.UserError` naming the field.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +14,20 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import docker.errors
+
 from echo_rl.config import SandboxConfig
+from echo_rl.errors import UserError
+from echo_rl.sandbox.base import SandboxError
 from echo_rl.sandbox.container import ContainerSandbox
-from echo_rl.sandbox.engine import build_image
+from echo_rl.sandbox.engine import build_image, engine_client
+from echo_rl.tasks.settings import DEFAULT_BUILD_TIMEOUT_S
 from echo_rl.tasks.task import Task
 
 
 def build_task_image(task: Task, cfg: SandboxConfig, label: str = "echo-rl") -> str:
     """Build (or find) the image of ``task``'s ``environment/`` folder; returns its tag. Raises
-    :class:`~echo_rl.sandbox.base.SandboxError` when the engine or the build fails."""
+    :class:`~echo_rl.sandbox.base.SandboxError` when the engine or the build fails or times out."""
     with tempfile.TemporaryDirectory(prefix="echo-rl-build-") as tmp:
         context = Path(tmp)
         for rel, data in task.subtree("environment").items():
@@ -24,10 +35,38 @@ def build_task_image(task: Task, cfg: SandboxConfig, label: str = "echo-rl") -> 
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             path.chmod(0o755 if f"environment/{rel}" in task.executables else 0o644)
-        return build_image(context, engine=cfg.engine_url, label=label)
+        timeout = task.build_timeout_s or DEFAULT_BUILD_TIMEOUT_S
+        return build_image(context, engine=engine_client(cfg), label=label, timeout_s=timeout)
+
+
+def prebuilt_image(task: Task, cfg: SandboxConfig) -> str:
+    """``task``'s ``docker_image``, checked to be on the engine (pulled first with ``sandbox.pull_images``)."""
+    image = task.docker_image
+    assert image is not None
+    client = engine_client(cfg)
+    where = f"{task.source}/task.toml" if task.source else f"task {task.name}"
+    try:
+        client.images.get(image)
+        return image
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as err:
+        raise SandboxError(f"engine error while looking up {image}: {err}") from err
+    if cfg.pull_images:
+        try:
+            client.images.pull(image)
+            return image
+        except docker.errors.DockerException as err:
+            raise UserError(f"environment.docker_image: {image} could not be pulled ({err})", where=where) from None
+    raise UserError(f"environment.docker_image: {image} is not on the container engine (echo-rl does not pull "
+                    "images unless sandbox.pull_images=true: build or tag it there)", where=where)
 
 
 async def task_sandbox(task: Task, cfg: SandboxConfig, *, allow_network: bool, label: str) -> ContainerSandbox:
-    """A (not yet started) container sandbox on ``task``'s image, built first if needed."""
-    image = await asyncio.to_thread(build_task_image, task, cfg, label)
+    """A (not yet started) container sandbox of ``cfg`` (the task's own limits applied, see
+    :func:`~echo_rl.tasks.settings.sandbox_config`) on ``task``'s image: its docker_image, else built."""
+    if task.docker_image:
+        image = await asyncio.to_thread(prebuilt_image, task, cfg)
+    else:
+        image = await asyncio.to_thread(build_task_image, task, cfg, label)
     return ContainerSandbox(cfg, image=image, allow_network=allow_network, label=label)

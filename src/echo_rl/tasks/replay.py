@@ -15,6 +15,7 @@ from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
 from echo_rl.sandbox.base import ExecResult, Sandbox, SandboxError
 from echo_rl.tasks.environment import open_task_sandbox
+from echo_rl.tasks.settings import resolve_env
 from echo_rl.tasks.task import SOLUTION_SCRIPT, Task
 from echo_rl.tasks.verifier import VerifierResult, verify
 
@@ -44,7 +45,8 @@ async def record_reference(task: Task, sandbox: Sandbox, timeout_s: float | None
 async def run_oracle(
     task: Task, cfg: SandboxConfig, *, verifier_timeout_s: float | None = None, label: str = "echo-rl-oracle"
 ) -> VerifierResult:
-    """Run ``solution/solve.sh`` (uploaded to ``/solution`` only now) in a fresh sandbox, then verify.
+    """Run ``solution/solve.sh`` (uploaded to ``/solution`` only now, with the task's ``[solution] env``)
+    in a fresh sandbox, then verify.
     Infrastructure failures come back as ``infra_error`` results. Timeouts are the task's own;
     ``verifier_timeout_s`` applies to tasks that set none."""
     solution = task.subtree("solution")
@@ -72,7 +74,8 @@ async def _episode(
         if solution is not None:
             for rel, data in sorted(solution.items()):
                 await sandbox.upload(data, f"/solution/{rel}")
-            await sandbox.exec("bash /solution/solve.sh", timeout_s=task.agent_timeout_s or DEFAULT_AGENT_TIMEOUT_S)
+            await sandbox.exec("bash /solution/solve.sh", timeout_s=task.agent_timeout_s or DEFAULT_AGENT_TIMEOUT_S,
+                               env=resolve_env(task.solution_env, "solution.env", task))
         return await verify(task, sandbox, timeout)
     except SandboxError as err:
         return VerifierResult(0.0, "infra_error", f"sandbox error: {err}", 0.0)

@@ -23,6 +23,9 @@ DOCKERFILE = "environment/Dockerfile"
 TEST_SCRIPT = "tests/test.sh"
 SOLUTION_SCRIPT = "solution/solve.sh"
 TURN_MARKER = "# echo-rl: turn"
+# Harbor runs a task with one of these as a docker-compose project (several services): echo-rl does not.
+COMPOSE_FILES = tuple(f"environment/{name}.{ext}" for name in ("docker-compose", "compose") for ext in ("yaml", "yml"))
+RESOURCE_KEYS = ("cpus", "memory_mb", "storage_mb")
 
 
 @dataclass
@@ -74,6 +77,37 @@ class Task:
     @property
     def build_timeout_s(self) -> float | None:
         return self._table("environment").get("build_timeout_sec")
+
+    @property
+    def docker_image(self) -> str | None:
+        """``[environment] docker_image``: a prebuilt image the task runs in as is (its Dockerfile unused)."""
+        return self._table("environment").get("docker_image")
+
+    @property
+    def resources(self) -> dict[str, float]:
+        """The ``[environment]`` resource limits the task sets (``cpus``, ``memory_mb``, ``storage_mb``)."""
+        table = self._table("environment")
+        return {key: table[key] for key in RESOURCE_KEYS if key in table}
+
+    @property
+    def verifier_user(self) -> str | int | None:
+        """``[verifier] user``: who runs ``test.sh`` (None: the image's user)."""
+        return self._table("verifier").get("user")
+
+    @property
+    def verifier_env(self) -> dict[str, str]:
+        """``[verifier] env`` as written (``${VAR}`` / ``${VAR:-default}`` templates unresolved)."""
+        return dict(self._table("verifier").get("env") or {})
+
+    @property
+    def solution_env(self) -> dict[str, str]:
+        """``[solution] env`` as written (templates unresolved)."""
+        return dict(self._table("solution").get("env") or {})
+
+    @property
+    def compose_file(self) -> str | None:
+        """The docker-compose file of the task's environment, if it has one."""
+        return next((path for path in COMPOSE_FILES if path in self.files), None)
 
     @property
     def allow_internet(self) -> bool:

@@ -8,7 +8,8 @@ Order (issue 10.2, rewards cannot be forged):
 1. ``reset_processes()`` — nothing the agent left running survives;
 2. ``/logs/verifier`` and ``/tests`` are emptied and recreated;
 3. ``tests/`` is uploaded to ``/tests`` — only now, after the agent has finished;
-4. ``test.sh`` runs under a clean environment (fixed PATH, no rc files) with the verifier timeout;
+4. ``test.sh`` runs under a clean environment (fixed PATH, no rc files, the task's ``[verifier] env``,
+   as its ``[verifier] user`` where the sandbox shell is root) with the verifier timeout;
 5. ``reset_processes()`` again, then the reward is read from the files test.sh wrote in this run:
    ``/logs/verifier/reward.json`` (a flat object of numbers with a ``reward`` key) or, failing that,
    ``/logs/verifier/reward.txt`` (one number).
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from echo_rl.sandbox.base import Sandbox, SandboxError
+from echo_rl.tasks.settings import resolve_env
 from echo_rl.tasks.task import Task
 
 VerifierOutcome = Literal["solved", "failed", "infra_error"]
@@ -41,6 +43,19 @@ SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RUN_TESTS = (
     f"/usr/bin/env -i PATH={SAFE_PATH} HOME=/root LC_ALL=C.UTF-8 /bin/bash --noprofile --norc {TESTS}/test.sh"
 )
+
+
+def _test_command(task: Task) -> str:
+    """:data:`RUN_TESTS` with the task's ``[verifier] env`` (templates resolved) and, where the shell is
+    root, as its ``[verifier] user`` (HOME that user's)."""
+    env = "".join(f" {k}={shlex.quote(v)}" for k, v in resolve_env(task.verifier_env, "verifier.env", task).items())
+    command = RUN_TESTS.replace(" /bin/bash ", f"{env} /bin/bash ", 1)
+    if task.verifier_user is None:
+        return command
+    user = shlex.quote(str(task.verifier_user))
+    as_user = command.replace("HOME=/root", 'HOME="$(getent passwd ' + user + ' | cut -d: -f6)"', 1)
+    return (f'if [ "$(id -u)" = 0 ]; then setpriv --reuid={user} --regid="$(id -g {user})" --init-groups -- '
+            f"{as_user}; else {command}; fi")
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,7 @@ async def _read_reward(sandbox: Sandbox) -> tuple[str, bytes] | None:
 async def _run(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | None) -> tuple[float, str]:
     await sandbox.reset_processes()
     prepared = await sandbox.exec(
-        f"rm -rf {LOGS} {TESTS} && mkdir -p {LOGS} {TESTS}", timeout_s=min(timeout_s, 30.0)
+        f"rm -rf {LOGS} {TESTS} && mkdir -p {LOGS} {TESTS} && chmod 777 {LOGS}", timeout_s=min(timeout_s, 30.0)
     )
     if prepared.exit_code != 0:
         raise _Failed(f"could not reset {LOGS} and {TESTS}: {prepared.output.strip()[-200:]}")
@@ -109,7 +124,7 @@ async def _run(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | No
     executables = sorted(path.removeprefix("tests/") for path in task.executables if path.startswith("tests/"))
     if executables:
         await sandbox.exec(f"cd {TESTS} && chmod +x -- " + " ".join(shlex.quote(p) for p in executables))
-    result = await sandbox.exec(RUN_TESTS, timeout_s=timeout_s, cwd=workdir)
+    result = await sandbox.exec(_test_command(task), timeout_s=timeout_s, cwd=workdir)
     output = result.output[-2000:]
     if result.timed_out:
         raise _Infra(f"verifier timed out after {timeout_s:g}s")
