@@ -130,6 +130,7 @@ class ContainerSandbox(ShellSandbox):
         self.label = check_label(label)
         self._client: docker.DockerClient | None = None
         self._container: Container | None = None
+        self.storage_limited = False  # whether the engine took the storage size (set by start)
 
     @property
     def container_id(self) -> str | None:
@@ -193,8 +194,10 @@ class ContainerSandbox(ShellSandbox):
         url = engine_url(self.config.engine_url)
         if url not in _NO_STORAGE_LIMIT:
             try:
-                return await self._call(client.containers.create, storage_opt={"size": f"{self.config.storage_mb}m"},
-                                        **args)
+                container = await self._call(client.containers.create,
+                                             storage_opt={"size": f"{self.config.storage_mb}m"}, **args)
+                self.storage_limited = True
+                return container
             except SandboxError as err:
                 if "storage-opt" not in str(err) and "storage option" not in str(err):
                     raise

@@ -22,6 +22,7 @@ import docker
 import docker.errors
 import docker.tls
 import requests.exceptions
+import urllib3.exceptions
 
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
@@ -114,8 +115,9 @@ def build_image(
     """Build ``context_dir/dockerfile`` unless an image of the same content hash exists; return its tag.
 
     Concurrent calls for one context build once. Images carry the :data:`LABEL_KEY` label of the run
-    that built them. A failed build, or one still running after ``timeout_s`` (the connection is closed,
-    which makes the engine stop it), raises :class:`SandboxError` with the end of the build log.
+    that built them. A failed build, or one still running after ``timeout_s``, raises
+    :class:`SandboxError` with the end of the build log; the connection is closed, which makes Docker
+    stop the build (podman 4 finishes it in the background: the next call may find its image).
     """
     context = Path(context_dir)
     if not (context / dockerfile).is_file():
@@ -154,7 +156,7 @@ def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str
                 raise SandboxError(f"building {what} failed: {chunk['error']}; log ends: {''.join(log)[-800:]!r}")
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError
-    except (TimeoutError, requests.exceptions.Timeout, requests.exceptions.ConnectionError) as err:
+    except (TimeoutError, requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as err:
         if timeout_s is None or not _timed_out(err):
             raise SandboxError(f"building {what} failed: {err}") from err
         raise SandboxError(f"building {what} timed out after {timeout_s:g} s (build_timeout_sec); "
@@ -168,4 +170,5 @@ def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str
 
 def _timed_out(err: BaseException) -> bool:
     """Whether a build error was the deadline or a read that waited past it."""
-    return isinstance(err, TimeoutError | requests.exceptions.Timeout) or "timed out" in str(err).lower()
+    timeouts = TimeoutError | requests.exceptions.Timeout | urllib3.exceptions.TimeoutError
+    return isinstance(err, timeouts) or "timed out" in str(err).lower()
