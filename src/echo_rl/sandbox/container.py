@@ -21,7 +21,10 @@ import asyncio
 import contextlib
 import io
 import shutil
+import socket
+import ssl
 import sys
+import threading
 import tarfile
 import time
 from collections.abc import Callable
@@ -234,6 +237,8 @@ class ContainerSandbox(ShellSandbox):
         )["Id"]
         sock = await self._call(api.exec_start, exec_id, socket=True)
         raw = getattr(sock, "_sock", sock)
+        if isinstance(raw, ssl.SSLSocket):  # a TLS engine: asyncio cannot take an SSL socket over
+            raw = _plain_end(raw)
         reader, writer = await asyncio.open_connection(sock=raw, limit=_READ_LIMIT)
         return _ExecStream(self._client, exec_id, sock, reader, writer)
 
@@ -322,6 +327,27 @@ class ContainerSandbox(ShellSandbox):
                     return handle.read() if handle is not None else b""
                 path = path.parent / member.linkname
         raise OSError(f"too many levels of symbolic links: {source}")
+
+
+def _plain_end(secure: ssl.SSLSocket) -> socket.socket:
+    """One end of a socket pair whose other end two threads relay to and from ``secure``; each side's end
+    of stream is passed on, and the threads end with the stream."""
+    ours, theirs = socket.socketpair()
+
+    def relay(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    for source, sink in ((secure, theirs), (theirs, secure)):
+        threading.Thread(target=relay, args=(source, sink), name="echo-rl-tls-relay", daemon=True).start()
+    return ours
 
 
 def _tar(source: Path | bytes, name: str) -> bytes:

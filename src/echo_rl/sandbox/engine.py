@@ -32,6 +32,7 @@ from echo_rl.sandbox.owner import LABEL_KEY, check_label
 PODMAN_SOCKET = "/run/podman/podman.sock"
 IMAGE_REPOSITORY = "echo-rl-task"
 _POOL = 128  # HTTP connections per client: one per concurrent engine call
+_TLS_API_VERSION = "1.41"  # Docker ≥ 20.10 and podman ≥ 3 answer it
 _clients: dict[tuple[Any, ...], docker.DockerClient] = {}
 _build_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
@@ -74,7 +75,13 @@ def connect(url: str | None = None, tls: docker.tls.TLSConfig | None = None) -> 
     if client is not None:
         return client
     try:
-        client = docker.DockerClient(base_url=base, timeout=120, max_pool_size=_POOL, tls=tls or False)
+        if tls is None:
+            client = docker.DockerClient(base_url=base, timeout=120, max_pool_size=_POOL)
+        else:  # no $REQUESTS_CA_BUNDLE in place of tls_ca_cert (requests prefers it): a fixed API version,
+            # since finding the engine's own is a request made before trust_env can be turned off
+            client = docker.DockerClient(base_url=base, timeout=120, max_pool_size=_POOL, tls=tls,
+                                         version=_TLS_API_VERSION)
+            client.api.trust_env = False
         client.ping()
     except (docker.errors.DockerException, OSError) as err:
         raise SandboxError(
