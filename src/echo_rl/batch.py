@@ -8,13 +8,16 @@ Rows are right-padded to the longest trajectory. Per token (``[B, T]``):
     target_mask       the env term's targets: ``env.targets`` applied, then the turn and rollout filters
 
 Per row (``[B]``): ``obs_count`` Z = |O| (observation content tokens, warnings included, before filters),
-``advantages``, ``group_ids``, ``valid``. An ``infra_error`` rollout keeps its row (so every worker sees the
+``advantages``, ``group_ids``, ``valid``, ``policy_rows`` (valid rows the policy term uses: all of them
+unless dynamic sampling or the overlong filter took some out; the env term uses every valid row). An ``infra_error`` rollout keeps its row (so every worker sees the
 same shapes) with all masks empty and ``valid`` False; an empty trajectory becomes one attended pad token
 with empty masks, so no attention row is fully masked.
 
 Denominators for the whole optimizer step travel with the batch and survive :meth:`Batch.micro_batches`,
-so the micro-batch losses sum to the full-batch loss: ``n_seqs`` = valid rows, ``n_action_tokens`` = |A|
-over the step. Under data parallelism, replace them with the global counts (``dataclasses.replace``).
+so the micro-batch losses sum to the full-batch loss: ``n_seqs`` = valid rows (env term),
+``n_policy_seqs`` = policy rows and ``n_action_tokens`` = their action tokens (policy term). Under data
+parallelism, or for a mini-batch of its own optimizer step, replace them with that update's global counts
+(``dataclasses.replace``).
 """
 
 from __future__ import annotations
@@ -59,10 +62,34 @@ class Batch:
     n_seqs: float
     n_action_tokens: float
     stats: dict[str, float] = field(default_factory=dict)  # env-target filter shares, for the whole step
+    policy_rows: Tensor | None = None  # [B] bool, rows in the policy term (None: every row)
+    n_policy_seqs: float | None = None  # policy-term sequences of the update (None: n_seqs)
     ref_logprobs: Tensor | None = None  # [B, T] reference-model log-probs, needed when kl_coef > 0
+    old_logprobs: Tensor | None = None  # [B, T] the trainer's log-probs before the update (TIS, several steps)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
+
+    @property
+    def policy_mask(self) -> Tensor:
+        """[B, T] bool: the action tokens of the policy term's rows."""
+        return self.action_mask if self.policy_rows is None else self.action_mask & self.policy_rows[:, None]
+
+    @property
+    def policy_seqs(self) -> float:
+        """The policy term's sequence denominator."""
+        return self.n_seqs if self.n_policy_seqs is None else self.n_policy_seqs
+
+    def own_counts(self) -> list[float]:
+        """This batch's own (n_seqs, n_policy_seqs, n_action_tokens), to sum over ranks and hand back to
+        :meth:`with_counts`."""
+        rows = self.valid if self.policy_rows is None else self.valid & self.policy_rows
+        return [float(self.valid.sum()), float(rows.sum()), float(self.policy_mask.sum())]
+
+    def with_counts(self, counts: Sequence[float]) -> Batch:
+        """This batch with the denominators (n_seqs, n_policy_seqs, n_action_tokens) of its update."""
+        n_seqs, n_policy_seqs, n_action_tokens = counts
+        return dataclasses.replace(self, n_seqs=n_seqs, n_policy_seqs=n_policy_seqs, n_action_tokens=n_action_tokens)
 
     def _map_tensors(self, fn) -> Batch:
         changes = {
@@ -75,8 +102,18 @@ class Batch:
         step's denominators and stats."""
         return [self._rows(slice(start, start + size)) for start in range(0, len(self), size)]
 
+    def group_parts(self, parts: int) -> list[Batch]:
+        """``parts`` mini-batches of whole groups (a group's rows are consecutive): group k of G goes to part
+        ⌊k·parts/G⌋, so part sizes differ by at most one group; a part is empty when this rank holds fewer
+        than ``parts`` groups. Denominators are the step's: give each part its own (:meth:`with_counts`)."""
+        ids = self.group_ids.tolist()
+        starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]] + [len(ids)]
+        groups = len(starts) - 1
+        bounds = [starts[-(-k * groups // parts)] for k in range(parts + 1)]  # first group of part k: ⌈k·G/P⌉
+        return [self._rows(slice(bounds[k], bounds[k + 1])) for k in range(parts)]
+
     def _rows(self, rows: slice) -> Batch:
-        length = int(self.attention_mask[rows].sum(1).max())
+        length = int(self.attention_mask[rows].sum(1).max()) if rows.stop > rows.start else 1
         return self._map_tensors(lambda t: t[rows, :length] if t.dim() == 2 else t[rows])
 
     def to(self, device: torch.device | str) -> Batch:
@@ -125,9 +162,11 @@ def collate(
     pad_id: int,
     temperature: float,
     group_ids: Sequence[int] | Tensor | None = None,
+    policy_rows: Sequence[bool] | Tensor | None = None,
 ) -> Batch:
     """Pad ``trajectories`` into a :class:`Batch` (see the module docstring). ``advantages`` come from
-    :func:`echo_rl.objective.compute_advantages`; ``group_ids`` default to one group per task id.
+    :func:`echo_rl.objective.compute_advantages`; ``group_ids`` default to one group per task id;
+    ``policy_rows`` (default: all) from :func:`echo_rl.objective.policy_rows`.
     ``stats`` gives, for each enabled turn filter, the share of the step's env targets it names
     (``filter/<name>``; filters may overlap), the share the rollout filters took (``filter/rollout``) and
     the share removed altogether (``filter/total``)."""
@@ -155,6 +194,7 @@ def collate(
             for name, count in row.removed.items():
                 removed[name] += count
     action_mask, warning_mask, env_mask = (roles == role for role in (Role.ACTION, Role.WARNING, Role.ENV))
+    in_policy = valid if policy_rows is None else valid & torch.as_tensor(policy_rows, dtype=torch.bool)
     stats = {f"filter/{name}": count / max(n_before, 1) for name, count in removed.items()}
     stats["filter/total"] = 1 - int(target_mask.sum()) / max(n_before, 1)
     return Batch(
@@ -173,6 +213,8 @@ def collate(
         valid=valid,
         temperature=temperature,
         n_seqs=float(valid.sum()),
-        n_action_tokens=float(action_mask.sum()),
+        n_action_tokens=float((action_mask & in_policy[:, None]).sum()),
         stats=stats,
+        policy_rows=in_policy,
+        n_policy_seqs=float(in_policy.sum()),
     )

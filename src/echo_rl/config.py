@@ -128,7 +128,13 @@ class PolicyConfig(Section):
 
     model: str = Field("tiny", description="checkpoint dir | 'smollm2-135m' | 'tiny' (built locally)")
     backend: Literal["transformers", "openai", "vllm"] = "transformers"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32",
+        description="COMPUTE precision of every forward pass (torch.autocast; echo_rl.train.precision). The "
+        "trainer keeps float32 weights, gradients and AdamW state whatever this says; the transformers rollout "
+        "backend samples from the same weights in this precision; a frozen reference model is held in it. "
+        "float16 cannot train (it needs loss scaling): evaluation only",
+    )
     device: str = "auto"
     endpoint: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -234,6 +240,19 @@ class EnvLossConfig(Section):
     )
 
 
+class DynamicSamplingConfig(Section):
+    """Dynamic sampling (DAPO): groups without a learning signal leave the policy term.
+
+    A group is informative when it has ≥ 2 valid rollouts whose rewards are not all equal; the others
+    leave the policy term and its denominators but keep their env term. With ``max_refill_draws`` > 0 the
+    trainer draws up to that many extra sets of ``train.tasks_per_step`` tasks while the step has fewer
+    than ``tasks_per_step`` informative groups, and adds the informative groups of the refills (the first
+    ones, in draw order, up to the number missing); refill groups without signal are discarded whole."""
+
+    enabled: bool = False
+    max_refill_draws: int = Field(0, ge=0, description="extra task draws per step to refill informative groups")
+
+
 class ObjectiveConfig(Section):
     """GRPO on action tokens + λ·env CE, from one forward pass (method §2–3)."""
 
@@ -243,7 +262,20 @@ class ObjectiveConfig(Section):
     advantage_std_norm: bool = True
     aggregation: Literal["seq_mean", "token_mean", "seq_sum_constant"] = "seq_mean"
     aggregation_constant: float = Field(2048.0, gt=0)
-    kl_coef: float = Field(0.0, ge=0)
+    kl_coef: float = Field(
+        0.0, ge=0, description="β of the k3 KL to a frozen copy of the starting policy; 0 loads no reference model"
+    )
+    ratio_level: Literal["token", "sequence"] = Field(
+        "token",
+        description="importance ratio per action token (GRPO/PPO) or per sequence (GSPO: exp of the mean "
+        "log-ratio over the sequence's action tokens, clipped per sequence; GSPO uses eps ~3e-4/4e-4)",
+    )
+    dynamic_sampling: DynamicSamplingConfig = DynamicSamplingConfig()
+    overlong_filter: Literal["off", "truncated", "truncated_or_max_turns"] = Field(
+        "off",
+        description="truncated episodes (stop_reason max_context_tokens or max_turn_tokens; optionally "
+        "max_turns too) leave the policy term (and its denominators) but keep their env term",
+    )
     tis_cap: float | None = Field(None, gt=0, description="truncated importance sampling cap C; None: off")
     logprob_chunk_size: int = Field(1024, ge=1)
     grad_probe_every: int = Field(
@@ -258,10 +290,17 @@ class ObjectiveConfig(Section):
             raise ValueError("env.balance.mode=adaptive needs grad_probe_every >= 1")
         return self
 
+    @model_validator(mode="after")
+    def _refill_needs_dynamic_sampling(self) -> ObjectiveConfig:
+        if self.dynamic_sampling.max_refill_draws and not self.dynamic_sampling.enabled:
+            raise ValueError("dynamic_sampling.max_refill_draws needs dynamic_sampling.enabled=true")
+        return self
+
 
 class OptimConfig(Section):
     """AdamW with linear warm-up from 0 to ``lr`` over ``warmup_steps`` optimizer steps, then constant
-    (method §3), and a global grad-norm clip."""
+    (method §3), and a global grad-norm clip. The warm-up counts optimizer updates: an RL step makes
+    ``train.mini_batches × train.update_epochs`` of them."""
 
     lr: float = Field(1e-6, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
@@ -271,13 +310,19 @@ class OptimConfig(Section):
 
 
 class TrainConfig(Section):
-    """The RL (or SFT) loop. One RL step = ``tasks_per_step`` tasks × ``rollouts_per_task`` rollouts, one
-    optimizer update over micro-batches of ``micro_batch_size`` sequences (gradient accumulation)."""
+    """The RL (or SFT) loop. One RL step = ``tasks_per_step`` tasks × ``rollouts_per_task`` rollouts, then
+    ``update_epochs`` × ``mini_batches`` optimizer updates, each over micro-batches of ``micro_batch_size``
+    sequences (gradient accumulation)."""
 
     steps: int = Field(500, ge=1)
     tasks_per_step: int = Field(16, ge=1)
     rollouts_per_task: int = Field(16, ge=1)
     micro_batch_size: int = Field(4, ge=1)
+    mini_batches: int = Field(
+        1, ge=1, description="optimizer steps per pass over an RL step's rollouts: the step's groups split into "
+        "this many mini-batches of whole groups (PPO-style; π_old stays the sampler's log-probs)"
+    )
+    update_epochs: int = Field(1, ge=1, description="passes over an RL step's rollouts (each makes mini_batches steps)")
     eval_every: int = Field(0, ge=0, description="evaluate every k steps, at step 0 and at the end (0: off)")
     save_every: int = Field(50, ge=0, description="checkpoint every k steps and at the end (0: only at the end)")
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (the best one is kept too)")
@@ -285,6 +330,13 @@ class TrainConfig(Section):
     sft_epochs: float = Field(1.0, gt=0)
     sft_batch_size: int = Field(16, ge=1, description="expert transcripts per SFT optimizer step")
     sft_env_loss_weight: float = Field(0.0, ge=0, description="weight of the env-token CE during SFT")
+
+    @model_validator(mode="after")
+    def _mini_batches_of_whole_groups(self) -> TrainConfig:
+        if self.mini_batches > self.tasks_per_step:
+            raise ValueError(f"mini_batches ({self.mini_batches}) > tasks_per_step ({self.tasks_per_step}): "
+                             "a mini-batch holds whole groups")
+        return self
 
 
 class EvalConfig(Section):

@@ -5,6 +5,7 @@ grpo.py      advantages, the clipped policy term, aggregation modes, TIS
 echo.py      the env term, λ schedules, the combined loss, held-out env CE
 filters.py   env-target filters and env-only rollout filters
 balance.py   per-term gradient probe, adaptive λ, separate clipping
+selection.py which rollouts the policy term uses (dynamic sampling, overlong filter)
 """
 
 from echo_rl.objective.balance import LambdaBalancer, TermGradients, per_term_gradients
@@ -13,11 +14,13 @@ from echo_rl.objective.echo import (
     echo_loss,
     env_cross_entropy,
     env_term,
+    frozen_logprobs,
     loss_terms,
     scheduled_lambda,
     term_weights,
 )
 from echo_rl.objective.grpo import aggregate, compute_advantages, group_ids_of, policy_term
+from echo_rl.objective.selection import informative_rows, policy_rows
 from echo_rl.objective.logprobs import TokenLogprobs, full_logits_logprobs, token_logprobs
 
 __all__ = [
@@ -30,10 +33,13 @@ __all__ = [
     "echo_loss",
     "env_cross_entropy",
     "env_term",
+    "frozen_logprobs",
     "full_logits_logprobs",
     "group_ids_of",
+    "informative_rows",
     "loss_terms",
     "per_term_gradients",
+    "policy_rows",
     "policy_term",
     "scheduled_lambda",
     "term_weights",

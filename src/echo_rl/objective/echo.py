@@ -69,7 +69,7 @@ def token_temperatures(batch: Batch, cfg: ObjectiveConfig) -> Temperature:
     return torch.where(batch.action_mask, batch.temperature, 1.0)
 
 
-def batch_logprobs(model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig) -> TokenLogprobs:
+def batch_logprobs(model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig, with_entropy: bool = True) -> TokenLogprobs:
     """The one forward pass: log-probs (and entropies) of every token of ``batch``."""
     return token_logprobs(
         model,
@@ -77,8 +77,23 @@ def batch_logprobs(model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig) -
         batch.attention_mask,
         chunk_size=cfg.logprob_chunk_size,
         temperature=token_temperatures(batch, cfg),
-        with_entropy=True,
+        with_entropy=with_entropy,
     )
+
+
+@torch.no_grad()
+def frozen_logprobs(model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig, micro_batch_size: int,
+                    device: torch.device | str) -> Tensor:
+    """[B, T] :func:`batch_logprobs` of ``model`` over ``batch`` (on the CPU), computed without gradient
+    over the same micro-batches the update uses, on ``device``: a reference model's log-probs, or the
+    policy's before an update. The caller sets the compute precision."""
+    out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
+    start = 0
+    for micro in batch.micro_batches(micro_batch_size):
+        logprobs = batch_logprobs(model, micro.to(device), cfg, with_entropy=False).logprobs
+        out[start : start + len(micro), : logprobs.shape[1]] = logprobs.float().cpu()
+        start += len(micro)
+    return out
 
 
 def env_term(logprobs: Tensor, batch: Batch, cfg: EnvLossConfig) -> tuple[Tensor, dict[str, float]]:

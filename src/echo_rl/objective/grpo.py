@@ -11,11 +11,22 @@ Per action token t of sequence s, with ρ = π_θ(x_t)/π_old(x_t):
     k3_t = exp(log π_ref − log π_θ) − (log π_ref − log π_θ) − 1                   (β = kl_coef)
 
 π_old is the sampler (``sampling_logprobs``) and w_t = 1, unless truncated importance sampling is on
-(``tis_cap`` = C): then π_old is the trainer's own detached π_θ of this batch — the policy before its one
-update — and the sampler/trainer mismatch is corrected by w_t = min(π_θ(x_t)/π_sample(x_t), C), detached.
+(``tis_cap`` = C): then π_old is the trainer's own policy before the step's first optimizer update
+(``Batch.old_logprobs`` when the step makes several; the detached π_θ of this batch when it makes one) and
+the sampler/trainer mismatch is corrected by w_t = min(π_θ(x_t)/π_sample(x_t), C), detached.
 Log-ratios are clamped to ±20 so that no weight overflows.
 
-Aggregation over the step's sequences S and action sets A_s (``Batch.n_seqs``, ``Batch.n_action_tokens``):
+Sequence-level ratio (``ratio_level = sequence``, GSPO): every action token of sequence s takes
+
+    ρ_s = exp( (1/|A_s|) Σ_{t∈A_s} (log π_θ(x_t) − log π_old(x_t)) )
+
+clipped as a whole, so a sequence is in or out of the trust region at once (the clip fractions count
+the action tokens of clipped sequences). The policy term covers the rows in ``Batch.policy_rows`` only
+(dynamic sampling and the overlong filter take rows out; their env term stays), and its denominators
+are ``Batch.n_policy_seqs`` / ``Batch.n_action_tokens``.
+
+Aggregation over the update's policy sequences S and action sets A_s (``Batch.policy_seqs``,
+``Batch.n_action_tokens``):
 
     seq_mean          (1/|S|) Σ_s (1/|A_s|) Σ_{t∈A_s} ℓ_t     (paper)
     token_mean        (1/Σ_s |A_s|) Σ_s Σ_{t∈A_s} ℓ_t         (DAPO)
@@ -98,16 +109,24 @@ def masked_mean(x: Tensor, mask: Tensor) -> float:
     return float((x * mask).sum() / mask.sum().clamp(min=1))
 
 
+def _old_logprobs(logprobs: Tensor, batch: Batch, cfg: ObjectiveConfig) -> Tensor:
+    """log π_old per token (module docstring)."""
+    if cfg.tis_cap is None:
+        return batch.sampling_logprobs.float()
+    return logprobs.detach() if batch.old_logprobs is None else batch.old_logprobs.float()
+
+
 def policy_term(logprobs: Tensor, batch: Batch, cfg: ObjectiveConfig) -> tuple[Tensor, dict[str, float]]:
     """L_GRPO of one batch from the trainer's [B, T] log-probs (at the sampling temperature), and its
-    metrics: policy_loss, clip_frac_low/high (share of action tokens whose clipped branch is taken),
+    metrics: policy_loss, policy_tokens (its action tokens), clip_frac_low/high (share of action tokens whose clipped branch is taken),
     approx_kl (k3 of the sampler against π_θ), logprob_mismatch_mean/max (|log π_θ − log π_sample|, before
     the update), tis_weight_mean and tis_truncated_frac (TIS on), kl_ref (kl_coef > 0)."""
-    mask = batch.action_mask.float()
+    mask = batch.policy_mask.float()
     sampled = batch.sampling_logprobs.float()
     advantages = batch.advantages.float()[:, None]
-    old = sampled if cfg.tis_cap is None else logprobs.detach()
-    log_ratio = ((logprobs - old) * mask).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+    log_ratio = ((logprobs - _old_logprobs(logprobs, batch, cfg)) * mask).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+    if cfg.ratio_level == "sequence":
+        log_ratio = (log_ratio.sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1)) * mask
     ratio = log_ratio.exp()
     clipped = ratio.clamp(1 - cfg.clip_eps_low, 1 + cfg.clip_eps_high)
     per_token = torch.maximum(-advantages * ratio, -advantages * clipped)
@@ -132,6 +151,6 @@ def policy_term(logprobs: Tensor, batch: Batch, cfg: ObjectiveConfig) -> tuple[T
         k3 = to_ref.exp() - to_ref - 1
         per_token = per_token + cfg.kl_coef * k3
         metrics["kl_ref"] = masked_mean(k3.detach(), mask)
-    loss = aggregate(per_token, mask, cfg.aggregation, batch.n_seqs, batch.n_action_tokens, cfg.aggregation_constant)
-    metrics["policy_loss"] = loss.item()
+    loss = aggregate(per_token, mask, cfg.aggregation, batch.policy_seqs, batch.n_action_tokens, cfg.aggregation_constant)
+    metrics |= {"policy_loss": loss.item(), "policy_tokens": float(mask.sum())}
     return loss, metrics

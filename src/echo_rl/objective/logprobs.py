@@ -13,6 +13,9 @@ over chunks of ``chunk_size`` positions. The backward pass recomputes each chunk
     ∂ log p(x_t) / ∂ z_t = onehot(x_t) − softmax(z_t),     ∂ z_t / ∂ (W h_{t-1}) = 1 / τ_t
 
 so neither pass holds more than one [chunk × V] float32 block (plus the [T × hidden] states).
+Under ``torch.autocast`` (bf16 compute, :mod:`echo_rl.train.precision`) the projection W h runs in the
+autocast dtype in both passes, as the model's own ``lm_head`` would (the recomputed logits then equal the
+forward's); the softmax, the log-probs and the weight gradient stay float32.
 Positions are aligned with ``input_ids``: entry t is log p(x_t | x_<t); entry 0 and padding are 0.
 """
 
@@ -33,8 +36,14 @@ class TokenLogprobs(NamedTuple):
 
 
 def _scaled_logits(hidden: Tensor, weight: Tensor, inv_temp: Tensor) -> Tensor:
-    """z = (h Wᵀ) / τ for one chunk, in float32 (the matmul runs in the weight's dtype)."""
-    return (hidden @ weight.T).float().mul_(inv_temp[:, None])
+    """z = (h Wᵀ) / τ for one chunk, in float32 (the matmul runs in the dtype of ``weight``)."""
+    return (hidden.to(weight.dtype) @ weight.T).float().mul_(inv_temp[:, None])
+
+
+def _matmul_dtype(weight: Tensor) -> torch.dtype:
+    """The dtype of the projection: the autocast dtype when autocast is on for the weight's device."""
+    device = weight.device.type
+    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
 
 
 class _ChunkedLogprobs(torch.autograd.Function):
@@ -43,12 +52,14 @@ class _ChunkedLogprobs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, inv_temp, chunk_size: int, with_entropy: bool):
         n = hidden.shape[0]
+        ctx.matmul_dtype = _matmul_dtype(weight)
+        projection = weight.to(ctx.matmul_dtype)  # one cast per pass (autocast would cast per chunk)
         logprobs = torch.empty(n, dtype=torch.float32, device=hidden.device)
         lse = torch.empty_like(logprobs)
         entropy = torch.empty_like(logprobs) if with_entropy else logprobs.new_empty(0)
         for start in range(0, n, chunk_size):
             rows = slice(start, start + chunk_size)
-            z = _scaled_logits(hidden[rows], weight, inv_temp[rows])
+            z = _scaled_logits(hidden[rows], projection, inv_temp[rows])
             top = z.amax(dim=-1, keepdim=True)
             z.sub_(top)  # z − max, in place: the chunk's only [chunk × V] buffer without entropy
             target = z.gather(1, targets[rows, None]).squeeze(1)
@@ -69,8 +80,14 @@ class _ChunkedLogprobs(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_logprobs, _grad_entropy):
+        with torch.autocast(grad_logprobs.device.type, enabled=False):  # the dtypes are explicit here
+            return _ChunkedLogprobs._backward(ctx, grad_logprobs)
+
+    @staticmethod
+    def _backward(ctx, grad_logprobs):
         hidden, weight, targets, inv_temp, lse = ctx.saved_tensors
         need_hidden, need_weight = ctx.needs_input_grad[:2]
+        projection = weight.to(ctx.matmul_dtype)
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
         # grad_weight is accumulated transposed, [hidden × V], so no [chunk × V] operand is ever transposed
         grad_weight_t = (
@@ -80,11 +97,11 @@ class _ChunkedLogprobs(torch.autograd.Function):
             rows = slice(start, start + ctx.chunk_size)
             g = grad_logprobs[rows, None].float()
             # ∂L/∂(W h) = g · (onehot(x) − softmax(z)) / τ, built in place in the recomputed logits buffer
-            grad_z = _scaled_logits(hidden[rows], weight, inv_temp[rows]).sub_(lse[rows, None]).exp_().mul_(-g)
+            grad_z = _scaled_logits(hidden[rows], projection, inv_temp[rows]).sub_(lse[rows, None]).exp_().mul_(-g)
             grad_z.scatter_add_(1, targets[rows, None], g)
             grad_z.mul_(inv_temp[rows, None])
             if need_hidden:
-                grad_hidden[rows] = grad_z.to(weight.dtype) @ weight
+                grad_hidden[rows] = (grad_z.to(projection.dtype) @ projection).to(hidden.dtype)
             if need_weight:
                 grad_weight_t.addmm_(hidden[rows].T.float(), grad_z)
             del grad_z

@@ -23,6 +23,7 @@ from echo_rl.train.checkpoint import (
 from echo_rl.train.distributed import shutdown
 from echo_rl.train.optim import build_optimizer
 from echo_rl.train.policy_sync import sync_weights
+from echo_rl.train.precision import require_trainable
 from echo_rl.train.progress import ProgressDisplay
 from echo_rl.train.sampler import TaskSampler
 from echo_rl.train.session import Session, open_session
@@ -115,6 +116,7 @@ class Loop:
 def run_loop(loop: type[Loop], cfg: RunConfig, out: Path, *, resume: bool = False) -> Path:
     """Open a session on ``out`` (train split, plus the evaluated splits when ``train.eval_every``), run
     ``loop`` over it and return the run directory. Under ``torchrun`` every rank calls this."""
+    require_trainable(cfg.policy.dtype)
     splits = ("train", *cfg.eval.splits) if cfg.train.eval_every else ("train",)
     session = open_session(cfg, out, resume=resume, splits=splits)
     try:

@@ -1,6 +1,7 @@
 """The sampler the trainer rolls out with, and keeping its weights equal to the trained model's.
 
-``transformers`` samples from the trained module itself (nothing to sync). ``vllm`` (extra ``vllm``, GPU
+``transformers`` samples from the trained module itself (nothing to sync), in the trainer's compute
+precision (``policy.dtype``, :mod:`echo_rl.train.precision`). ``vllm`` (extra ``vllm``, GPU
 machines) runs a separate engine loaded from the starting checkpoint; after every optimizer update the
 trainer pushes the new weights into it with :func:`sync_weights`. ``openai`` serves a model the trainer
 cannot update, so it may evaluate but not train.
@@ -8,11 +9,14 @@ cannot update, so it may evaluate but not train.
 
 from __future__ import annotations
 
+import functools
+
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.rollout.policy.base import Policy
+from echo_rl.train.precision import compute_autocast
 
 
 def make_policy(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, model_path: str, *,
@@ -23,7 +27,8 @@ def make_policy(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
     if backend == "transformers":
         from echo_rl.rollout.policy.hf import TransformersPolicy
 
-        return TransformersPolicy(model, pad_token_id=tokenizer.pad_token_id, seed=seed)
+        compute = functools.partial(compute_autocast, cfg.policy.dtype, next(model.parameters()).device)
+        return TransformersPolicy(model, pad_token_id=tokenizer.pad_token_id, seed=seed, compute=compute)
     if backend == "vllm":
         from echo_rl.models.load import resolve_checkpoint
         from echo_rl.rollout.policy.vllm import VLLMPolicy

@@ -88,6 +88,7 @@ class Session:
     splits: dict[str, list[Task]]
     resume_from: Path | None = None
     logger: MetricsLogger | None = field(default=None, repr=False)
+    initial_model: str = ""  # the model spec the run started from (a resumed run's reference model)
 
     @property
     def pad_id(self) -> int:
@@ -156,7 +157,8 @@ def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, 
     check_logging(cfg.logging)
     task_splits = load_task_splits(cfg, splits)
     spec = str(resume_from) if resume_from else resolve_model_spec(model or cfg.policy.model)
-    policy_model, tokenizer = load_policy_model(spec, dtype=cfg.policy.dtype, device=str(ctx.device))
+    # float32 master weights whatever policy.dtype says: that is the compute precision (train/precision.py)
+    policy_model, tokenizer = load_policy_model(spec, dtype="float32", device=str(ctx.device))
     chat = ChatFormat.from_config(tokenizer, cfg.harness)
     label = run_label(run.root)
     logger = None
@@ -169,4 +171,5 @@ def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, 
         asyncio.run(collect_garbage(label, containers=cfg.sandbox.backend == "container", engine_url=cfg.sandbox.engine_url))
         logger = MetricsLogger(run, cfg.logging, cfg.model_dump(mode="json"), cfg.name)
     barrier(ctx)
-    return Session(cfg, ctx, run, label, policy_model, tokenizer, chat, spec, task_splits, resume_from, logger)
+    return Session(cfg, ctx, run, label, policy_model, tokenizer, chat, spec, task_splits, resume_from, logger,
+                   initial_model=model or cfg.policy.model)

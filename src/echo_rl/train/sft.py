@@ -42,6 +42,7 @@ from echo_rl.train.distributed import (
 from echo_rl.train.loop import Loop, run_loop
 from echo_rl.train.optim import clip_and_step
 from echo_rl.train.policy_sync import make_policy
+from echo_rl.train.precision import compute_autocast
 from echo_rl.train.session import Session
 from echo_rl.train.update import reduce_metrics
 
@@ -94,7 +95,8 @@ class SFTTrainer(Loop):
         s.model.train()
         parts = []
         for mb in batch.micro_batches(cfg.train.micro_batch_size) if chosen else []:
-            loss, metrics = self.micro_loss(mb.to(s.ctx.device))
+            with compute_autocast(cfg.policy.dtype, s.ctx.device):
+                loss, metrics = self.micro_loss(mb.to(s.ctx.device))
             loss.backward()
             parts.append(metrics)
         all_reduce_gradients(s.model.parameters(), s.ctx)

@@ -27,6 +27,7 @@ from echo_rl.train.alarms import SIGNALS, Alarm, CollapseMonitor
 from echo_rl.train.distributed import gather_lists, shard
 from echo_rl.train.loop import Loop, run_loop
 from echo_rl.train.policy_sync import make_policy, sync_weights
+from echo_rl.train.reference import load_reference
 from echo_rl.train.session import Session
 from echo_rl.train.sinks import write_transcripts
 from echo_rl.train.stepstats import merge_stats, rollout_stats, step_metrics
@@ -51,6 +52,7 @@ class Trainer(Loop):
         self.balancer = LambdaBalancer(cfg.objective)
         self.monitor = CollapseMonitor(cfg.alarms)
         self.policy = make_policy(cfg, session.model, session.tokenizer, session.model_path, training=True, seed=cfg.seed)
+        self.reference = load_reference(cfg, session.initial_model, session.ctx.device)
         self.restore()
         self.evaluator = session.evaluator(self.policy) if cfg.train.eval_every else None
 
@@ -76,7 +78,8 @@ class Trainer(Loop):
         start = time.monotonic()
         local = self.rollouts(step)
         rollout_s = time.monotonic() - start
-        update = policy_update(s.model, self.optimizer, self.scheduler, self.balancer, local, cfg, step, s.pad_id, s.ctx)
+        update = policy_update(s.model, self.optimizer, self.scheduler, self.balancer, local, cfg, step, s.pad_id, s.ctx,
+                               reference=self.reference)
         sync_weights(self.policy, s.model)
         stats = step_metrics(merge_stats(gather_lists([rollout_stats(local, cfg.train.rollouts_per_task)], s.ctx)))
         record = {"kind": "train", "step": step, **update, **stats, "rollout_s": rollout_s,

@@ -11,7 +11,9 @@ go to whichever rows share a step, so timing decides who gets which. (Log-probs 
 still differ in the last float bits between batch compositions.) Recorded log-probs follow
 :mod:`echo_rl.rollout.policy.base`: log softmax(logits / T) over the full vocabulary in float32, whatever
 the model's dtype. The model is sampled in eval mode; its mode is restored afterwards (a trainer may
-share it).
+share it). ``compute`` is entered around sampling: a trainer that shares its float32 module passes its
+compute precision (:func:`echo_rl.train.precision.compute_autocast`), so that the recorded log-probs come
+from the arithmetic the trainer's forward uses and π_old matches π_θ before the update.
 """
 
 from __future__ import annotations
@@ -37,14 +39,22 @@ from echo_rl.rollout.policy.kvcache import LayerKV, PrefixCache, cache_from, new
 
 class TransformersPolicy(Policy):
     """Samples from a ``PreTrainedModel`` (causal LM) on the device it is on when the policy is built.
-    ``prefix_cache_mb`` bounds the memory of kept KV caches (0: prefill every prompt in full)."""
+    ``prefix_cache_mb`` bounds the memory of kept KV caches (0: prefill every prompt in full); ``compute``
+    makes the context sampling runs in (module docstring)."""
 
     continuous = True
 
     def __init__(
-        self, model: PreTrainedModel, *, pad_token_id: int, seed: int = 0, prefix_cache_mb: int = 1024
+        self,
+        model: PreTrainedModel,
+        *,
+        pad_token_id: int,
+        seed: int = 0,
+        prefix_cache_mb: int = 1024,
+        compute: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
         self.model = model
+        self.compute = compute
         self.pad_token_id = pad_token_id
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(self.device).manual_seed(seed)
@@ -57,7 +67,7 @@ class TransformersPolicy(Policy):
         training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self.compute():
                 yield
         finally:
             self.model.train(training)
