@@ -20,7 +20,7 @@ from echo_rl.objective.echo import (
     term_weights,
 )
 from echo_rl.objective.grpo import aggregate, compute_advantages, group_ids_of, policy_term
-from echo_rl.objective.selection import informative_rows, policy_rows
+from echo_rl.objective.selection import informative_groups, informative_rows, policy_rows
 from echo_rl.objective.logprobs import TokenLogprobs, full_logits_logprobs, token_logprobs
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "frozen_logprobs",
     "full_logits_logprobs",
     "group_ids_of",
+    "informative_groups",
     "informative_rows",
     "loss_terms",
     "per_term_gradients",

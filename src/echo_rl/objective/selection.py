@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from echo_rl.config import ObjectiveConfig
+from echo_rl.objective.grpo import compute_advantages
 from echo_rl.rollout.trajectory import Trajectory
 
 OVERLONG_STOPS = {
@@ -34,6 +35,13 @@ def informative_rows(advantages: Tensor, group_ids: Sequence[int] | Tensor) -> T
     group_ids = torch.as_tensor(group_ids, dtype=torch.long)
     nonzero = advantages != 0
     return torch.stack([nonzero[group_ids == g].any() for g in group_ids])
+
+
+def informative_groups(trajectories: Sequence[Trajectory], group_size: int) -> list[bool]:
+    """Per group of ``group_size`` consecutive rollouts: is it informative (module docstring)?"""
+    gids = [i // group_size for i in range(len(trajectories))]
+    advantages, _ = compute_advantages([t.reward for t in trajectories], gids, [t.valid for t in trajectories])
+    return informative_rows(advantages, gids)[::group_size].tolist() if trajectories else []
 
 
 def policy_rows(
