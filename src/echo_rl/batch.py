@@ -9,7 +9,8 @@ Rows are right-padded to the longest trajectory. Per token (``[B, T]``):
 
 Per row (``[B]``): ``obs_count`` Z = |O| (observation content tokens, warnings included, before filters),
 ``advantages``, ``group_ids``, ``valid``, ``policy_rows`` (valid rows the policy term uses: all of them
-unless dynamic sampling or the overlong filter took some out; the env term uses every valid row). An ``infra_error`` rollout keeps its row (so every worker sees the
+unless dynamic sampling or the overlong filter took some out; the env term uses every valid row). An
+``infra_error`` rollout keeps its row (so every worker sees the
 same shapes) with all masks empty and ``valid`` False; an empty trajectory becomes one attended pad token
 with empty masks, so no attention row is fully masked.
 

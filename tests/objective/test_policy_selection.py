@@ -72,7 +72,9 @@ def test_dynamic_sampling_drops_zero_signal_groups_from_the_policy_term_only():
     assert env_term(-nll, on, ObjectiveConfig().env)[0].item() == env_term(-nll, off, ObjectiveConfig().env)[0].item()
 
 
-@pytest.mark.parametrize(("mode", "dropped"), [("off", []), ("truncated", [1, 2]), ("truncated_or_max_turns", [1, 2, 4])])
+@pytest.mark.parametrize(
+    ("mode", "dropped"), [("off", []), ("truncated", [1, 2]), ("truncated_or_max_turns", [1, 2, 4])]
+)
 def test_overlong_filter_drops_truncated_rollouts_from_the_policy_term(mode, dropped):
     """Rollouts cut by max_turn_tokens / max_context_tokens (and max_turns in the second mode) leave the
     policy term; the advantages of the group (and so the others') are computed with them."""

@@ -37,7 +37,8 @@ def on_policy(model, trajs, cfg):
     batch, _ = build_batch(trajs, cfg, 0)
     logprobs = full_logits_logprobs(model, batch.input_ids, batch.attention_mask).logprobs.detach()
     for i, traj in enumerate(trajs):
-        traj.logprobs = [lp if role == 1 else 0.0 for lp, role in zip(logprobs[i, : len(traj.roles)].tolist(), traj.roles)]
+        row = logprobs[i, : len(traj.roles)].tolist()
+        traj.logprobs = [lp if role == 1 else 0.0 for lp, role in zip(row, traj.roles)]
     return trajs
 
 
@@ -52,7 +53,8 @@ def test_mini_batches_hold_whole_groups_with_their_own_denominators():
     first, second = mini_batches(batch, 2, DistContext())
     assert first.group_ids.tolist() == [0] * 3 + [1] * 3 and second.group_ids.tolist() == [2] * 3
     for part in (first, second):
-        assert (part.n_seqs, part.n_policy_seqs, part.n_action_tokens) == (len(part), len(part), float(part.action_mask.sum()))
+        counts = (part.n_seqs, part.n_policy_seqs, part.n_action_tokens)
+        assert counts == (len(part), len(part), float(part.action_mask.sum()))
     assert [len(p) for p in mini_batches(batch, 4, DistContext())] == [3, 3, 3, 0]
 
 

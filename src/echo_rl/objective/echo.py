@@ -69,7 +69,9 @@ def token_temperatures(batch: Batch, cfg: ObjectiveConfig) -> Temperature:
     return torch.where(batch.action_mask, batch.temperature, 1.0)
 
 
-def batch_logprobs(model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig, with_entropy: bool = True) -> TokenLogprobs:
+def batch_logprobs(
+    model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig, with_entropy: bool = True
+) -> TokenLogprobs:
     """The one forward pass: log-probs (and entropies) of every token of ``batch``."""
     return token_logprobs(
         model,

@@ -118,9 +118,10 @@ def _old_logprobs(logprobs: Tensor, batch: Batch, cfg: ObjectiveConfig) -> Tenso
 
 def policy_term(logprobs: Tensor, batch: Batch, cfg: ObjectiveConfig) -> tuple[Tensor, dict[str, float]]:
     """L_GRPO of one batch from the trainer's [B, T] log-probs (at the sampling temperature), and its
-    metrics: policy_loss, policy_tokens (its action tokens), clip_frac_low/high (share of action tokens whose clipped branch is taken),
-    approx_kl (k3 of the sampler against π_θ), logprob_mismatch_mean/max (|log π_θ − log π_sample|, before
-    the update), tis_weight_mean and tis_truncated_frac (TIS on), kl_ref (kl_coef > 0)."""
+    metrics: policy_loss, policy_tokens (its action tokens), clip_frac_low/high (share of action tokens
+    whose clipped branch is taken), approx_kl (k3 of the sampler against π_θ), logprob_mismatch_mean/max
+    (|log π_θ − log π_sample|), tis_weight_mean and tis_truncated_frac (TIS on), kl_ref (kl_coef > 0), all
+    over the policy rows' action tokens."""
     mask = batch.policy_mask.float()
     sampled = batch.sampling_logprobs.float()
     advantages = batch.advantages.float()[:, None]
@@ -151,6 +152,8 @@ def policy_term(logprobs: Tensor, batch: Batch, cfg: ObjectiveConfig) -> tuple[T
         k3 = to_ref.exp() - to_ref - 1
         per_token = per_token + cfg.kl_coef * k3
         metrics["kl_ref"] = masked_mean(k3.detach(), mask)
-    loss = aggregate(per_token, mask, cfg.aggregation, batch.policy_seqs, batch.n_action_tokens, cfg.aggregation_constant)
+    loss = aggregate(
+        per_token, mask, cfg.aggregation, batch.policy_seqs, batch.n_action_tokens, cfg.aggregation_constant
+    )
     metrics |= {"policy_loss": loss.item(), "policy_tokens": float(mask.sum())}
     return loss, metrics

@@ -56,4 +56,5 @@ def policy_rows(
     zero_signal = int((~keep).sum())
     stops = OVERLONG_STOPS[cfg.overlong_filter]
     keep &= torch.tensor([traj.stop_reason not in stops for traj in trajectories], dtype=torch.bool)
-    return keep, {"policy/zero_signal": float(zero_signal), "policy/overlong": float(len(keep) - int(keep.sum()) - zero_signal)}
+    overlong = len(keep) - int(keep.sum()) - zero_signal
+    return keep, {"policy/zero_signal": float(zero_signal), "policy/overlong": float(overlong)}

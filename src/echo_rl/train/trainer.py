@@ -90,7 +90,8 @@ class Trainer(Loop):
         if not cfg.objective.dynamic_sampling.max_refill_draws:
             return local, {}
         refill = {"refill_draws": 0.0, "refill_groups": 0.0}
-        missing = cfg.train.tasks_per_step - sum(gather_lists(informative_groups(local, cfg.train.rollouts_per_task), ctx))
+        informative = gather_lists(informative_groups(local, cfg.train.rollouts_per_task), ctx)
+        missing = cfg.train.tasks_per_step - sum(informative)
         for r in range(1, cfg.objective.dynamic_sampling.max_refill_draws + 1):
             if missing <= 0:
                 break
@@ -117,8 +118,8 @@ class Trainer(Loop):
         start = time.monotonic()
         local, refill = self.rollouts(step)
         rollout_s = time.monotonic() - start
-        update = policy_update(s.model, self.optimizer, self.scheduler, self.balancer, local, cfg, step, s.pad_id, s.ctx,
-                               reference=self.reference)
+        update = policy_update(s.model, self.optimizer, self.scheduler, self.balancer, local, cfg, step, s.pad_id,
+                               s.ctx, reference=self.reference)
         sync_weights(self.policy, s.model)
         stats = step_metrics(merge_stats(gather_lists([rollout_stats(local, cfg.train.rollouts_per_task)], s.ctx)))
         record = {"kind": "train", "step": step, **update, **stats, **refill, "rollout_s": rollout_s,

@@ -130,12 +130,12 @@ def build_batch(
 def with_fixed_logprobs(model: torch.nn.Module, reference: Reference | None, batch: Batch, cfg: RunConfig,
                         ctx: DistContext) -> Batch:
     """``batch`` with the log-probs that stay fixed over the step's updates (module docstring, 2)."""
-    changes = {}
+    changes, size = {}, cfg.train.micro_batch_size
     if reference is not None:
         changes["ref_logprobs"] = reference.logprobs(batch, cfg, ctx.device)
     if cfg.objective.tis_cap is not None and cfg.train.mini_batches * cfg.train.update_epochs > 1:
         with compute_autocast(cfg.policy.dtype, ctx.device):
-            changes["old_logprobs"] = frozen_logprobs(model, batch, cfg.objective, cfg.train.micro_batch_size, ctx.device)
+            changes["old_logprobs"] = frozen_logprobs(model, batch, cfg.objective, size, ctx.device)
     return dataclasses.replace(batch, **changes)
 
 
