@@ -18,7 +18,7 @@ from echo_rl.objective import LambdaBalancer, aggregate, full_logits_logprobs  #
 from echo_rl.train.distributed import DistContext  # noqa: E402
 from echo_rl.train.optim import build_optimizer  # noqa: E402
 from echo_rl.train.reference import Reference, load_reference  # noqa: E402
-from echo_rl.train.update import build_batch, mini_batches, policy_update  # noqa: E402
+from echo_rl.train.update import build_batch, mini_batches, policy_update, with_fixed_logprobs  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -133,3 +133,17 @@ def test_reference_is_loaded_only_for_a_kl_term_frozen_in_the_compute_dtype():
     reference = load_reference(config(objective={"kl_coef": 0.1}, policy={"dtype": "bfloat16"}), "tiny", "cpu")
     params = list(reference.model.parameters())
     assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in params)
+
+
+def test_tis_over_several_updates_takes_pi_old_from_before_the_first_update():
+    """With TIS, π_old is the trainer's own policy before the step; over 2 epochs it is computed once up
+    front (the detached π_θ of each update would make every ratio 1 again)."""
+    model = tiny_model()
+    cfg = config(objective={"algorithm": "grpo", "tis_cap": 2.0}, train={"update_epochs": 2})
+    batch, _ = build_batch(standard_trajectories(), cfg, 0)
+    fixed = with_fixed_logprobs(model, None, batch, cfg, DistContext())
+    want = full_logits_logprobs(model, batch.input_ids, batch.attention_mask).logprobs
+    torch.testing.assert_close(fixed.old_logprobs * batch.action_mask, want.detach() * batch.action_mask,
+                               rtol=1e-4, atol=1e-5)
+    single = config(objective={"algorithm": "grpo", "tis_cap": 2.0})
+    assert with_fixed_logprobs(model, None, batch, single, DistContext()).old_logprobs is None
