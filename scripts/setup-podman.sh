@@ -5,14 +5,24 @@
 #   1. podman, runc and debootstrap from Debian (what scripts/install.sh installs);
 #   2. explicit default ulimits in /etc/containers/containers.conf (rlimits cannot be raised here, and
 #      podman's defaults ask for more than the host grants, so containers made through the API fail);
-#   3. a base image debian:bookworm-slim made by debootstrap and imported (images cannot be pulled);
+#   3. base images made by debootstrap and imported (images cannot be pulled here):
+#      - localhost/echo-rl/bookworm-slim: `debootstrap --variant=minbase`, the same 88 packages as the real
+#        debian:bookworm-slim (no python3, git, make, procps): the stand-in that proves exported tasks
+#        install what they run;
+#      - localhost/echo-rl/bookworm-base: minbase plus python3, git, make and friends, for sandboxes that
+#        want tools without a build (tests/sandbox names it explicitly; nothing else uses it);
+#      - debian:bookworm-slim: pulled when the registry answers, else the stand-in tagged with that name.
+#        A debian:bookworm-slim that has python3 (what earlier versions of this script tagged) is not
+#        the real one and is replaced by the stand-in;
 #   4. `podman system service` on unix:///run/podman/podman.sock.
 #
 # Prints the DOCKER_HOST to use on its last line.
 set -euo pipefail
 
 SOCK=/run/podman/podman.sock
-IMAGE=${ECHO_RL_BASE_IMAGE:-debian:bookworm-slim}
+BASE=localhost/echo-rl/bookworm-base
+SLIM=localhost/echo-rl/bookworm-slim
+REAL=debian:bookworm-slim
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 INCLUDE=python3,git,make,procps,tar,gzip,findutils,grep,sed,gawk,ca-certificates,less,cron
 log() { echo "[setup-podman] $*" >&2; }
@@ -41,16 +51,26 @@ if ! grep -qs '^default_ulimits' "$CONF"; then
     fi
 fi
 
-if ! podman image exists "$IMAGE"; then
+# bootstrap IMAGE [PACKAGES]: debootstrap minbase (plus PACKAGES) and import it as IMAGE, unless it exists.
+bootstrap() {
+    local image=$1 include=${2:+--include=$2} root
+    podman image exists "$image" && return 0
     root=$(mktemp -d /var/tmp/echo-rl-debootstrap.XXXXXX)
-    trap 'rm -rf "$root"' EXIT
-    log "debootstrap bookworm ($INCLUDE) into $root (about 30-60 s)"
-    debootstrap --variant=minbase --include="$INCLUDE" bookworm "$root" "$MIRROR" >/dev/null
+    log "debootstrap bookworm minbase ${2:-} into $root for $image (about 30-60 s)"
+    debootstrap --variant=minbase $include bookworm "$root" "$MIRROR" >/dev/null || { rm -rf "$root"; return 1; }
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-    log "importing $IMAGE"
-    tar -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' - "$IMAGE" >/dev/null
+    tar -C "$root" -c . | podman import --change 'CMD ["/bin/bash"]' \
+        --change "LABEL org.echo-rl.image=$image" - "$image" >/dev/null
     rm -rf "$root"
-    trap - EXIT
+}
+bootstrap "$SLIM"
+bootstrap "$BASE" "$INCLUDE"
+if podman image exists "$REAL" && podman run --rm --network none "$REAL" test -e /usr/bin/python3; then
+    log "$REAL has python3: not the real image (an earlier setup tagged its own); replacing it by $SLIM"
+    podman untag "$REAL"
+fi
+if ! podman image exists "$REAL"; then
+    timeout 60 podman pull -q "docker.io/library/$REAL" >/dev/null 2>&1 || podman tag "$SLIM" "$REAL"
 fi
 
 answers() { curl -sf --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; }

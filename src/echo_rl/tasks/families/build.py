@@ -2,7 +2,13 @@
 
 The initial state is built by ONE script, ``environment/setup.sh``, run in the workdir: the local backend
 runs it inside the sandbox, the exported Dockerfile copies and runs it, so both backends start from the
-same files. The verifier (``tests/test.sh``) writes 1 to ``/logs/verifier/reward.txt`` when
+same files.
+
+The Dockerfile is portable: its first step (:data:`TOOLS_PRELUDE`, the same line in every generated task,
+so an engine's layer cache builds it once per base image) installs with apt-get the tools that
+``setup.sh``, the checks and the reference solutions run beyond a bare ``debian:bookworm-slim``
+(:data:`REQUIRED_TOOLS`), and skips that when the base image has them already. The local backend never
+reads the Dockerfile: it runs on the host's ``/usr``, which must provide the same tools. The verifier (``tests/test.sh``) writes 1 to ``/logs/verifier/reward.txt`` when
 ``tests/check.py`` passes and 0 otherwise; the expected values live only in ``tests/``, which the agent
 never sees.
 """
@@ -17,6 +23,14 @@ from echo_rl.tasks.task import DOCKERFILE, SETUP_SCRIPT, SOLUTION_SCRIPT, TEST_S
 
 WORKDIR = "/home/user"
 DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
+# Debian package -> the command it provides, for everything beyond debian:bookworm-slim that generated
+# tasks run (checks: python3; the git families: git; make_target: make).
+REQUIRED_TOOLS = {"python3": "python3", "git": "git", "make": "make"}
+TOOLS_PRELUDE = (
+    "RUN for tool in " + " ".join(REQUIRED_TOOLS.values()) + "; do command -v $tool >/dev/null || missing=1; done;"
+    " if [ -n \"$missing\" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
+    " --no-install-recommends " + " ".join(REQUIRED_TOOLS) + " >/dev/null && rm -rf /var/lib/apt/lists/*; fi\n"
+)
 VERIFIER_TIMEOUT_S = 60.0
 AGENT_TIMEOUT_S = 600.0
 CHECKLIB = Path(__file__).with_name("checklib.py").read_bytes()
@@ -43,7 +57,8 @@ def setup_script(spec: Spec) -> str:
 def dockerfile(base_image: str) -> str:
     return (
         f"FROM {base_image}\n"
-        "COPY setup.sh /tmp/echo-rl-setup.sh\n"
+        + TOOLS_PRELUDE
+        + "COPY setup.sh /tmp/echo-rl-setup.sh\n"
         f"RUN mkdir -p {WORKDIR} /tests /logs/verifier && cd {WORKDIR} && bash /tmp/echo-rl-setup.sh"
         " && rm /tmp/echo-rl-setup.sh\n"
         f"WORKDIR {WORKDIR}\n"
