@@ -1,4 +1,4 @@
-"""The verifier: reward files, outcome classes (issue 10.1) and unforgeable rewards (issue 10.2), in real
+"""The verifier: reward files, outcome classes (issue 17.5) and unforgeable rewards (issue 10.2), in real
 sandboxes — the local backend always, the container backend when an engine is available."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def run_verifier(task, cfg, agent_commands=(), timeout_s=20.0) -> VerifierResult
         ("echo checking; exit 3", 0.0, "failed", "test.sh exited 3 without writing a reward"),
         ("true", 0.0, "failed", "test.sh wrote no reward file"),
         (f"echo 1 > {REWARD}/reward.txt; exit 1", 1.0, "solved", "reward 1"),
-        ("sleep 30", 0.0, "infra_error", "verifier timed out after 1.5s"),
+        ("sleep 30", 0.0, "failed", "verifier timed out after 1.5s on the agent's final state"),
     ],
 )
 def test_reward_files_and_outcomes(make_task, local_cfg, test_sh, reward, outcome, reason):

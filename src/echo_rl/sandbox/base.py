@@ -8,6 +8,7 @@ that many episodes run concurrently on one event loop.
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -70,6 +71,15 @@ class Sandbox(abc.ABC):
         """Kill every process in the sandbox (the agent's background jobs included) before returning; the
         next :meth:`exec` runs in a fresh shell over the same filesystem. The verifier calls this before it
         runs, so nothing the agent left running can touch ``/tests`` or ``/logs/verifier`` afterwards."""
+
+    @abc.abstractmethod
+    def final_state(self) -> contextlib.AbstractAsyncContextManager[Sandbox]:
+        """``async with sandbox.final_state() as box:`` — kill every process the agent left (whatever it
+        replaced or left running), then give a sandbox holding the agent's final files whose tools the agent
+        could not have replaced, for the verifier. Container backend: a fresh container from the pristine
+        task image with the agent's changes outside the system directories copied in (stopped on leaving);
+        local backend: this sandbox, its host directories and their links restored (it runs on the host's
+        read-only ``/usr``). This sandbox stays usable afterwards."""
 
     @abc.abstractmethod
     async def stop(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import posixpath
 import shutil
 import socket
 import ssl
@@ -27,7 +28,7 @@ import sys
 import threading
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -47,6 +48,12 @@ T = TypeVar("T")
 _NO_STORAGE_LIMIT: set[str] = set()  # engines whose storage driver refused a size (see _create)
 _SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "LANG": "C.UTF-8"}
 _READ_LIMIT = 1 << 18
+# Top-level directories whose changes never reach the verifier's container: the system's tools, libraries
+# and configuration (a replaced /bin/bash, /etc/ld.so.preload), kernel file systems, and the verifier's own
+# /tests and /logs. Everything else the agent changed (its work dir, /root, /tmp, /var, /opt…) is copied.
+SYSTEM_DIRS = frozenset({"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "boot", "proc", "sys", "dev",
+                         "run", "tests", "logs"})
+_DELETED = 2  # the Kind of a removed path in the engine's changes list (0 modified, 1 added)
 # bash -c KILLER TICKS SPARE: SIGKILL, in rounds until none is left, every process started at or after
 # TICKS (1/100 s of uptime; 0: all) except init, init's first child (the keeper), this script and pid
 # SPARE (the shell, or 0). Prints how many it killed, or "busy" when processes keep appearing.
@@ -262,6 +269,12 @@ class ContainerSandbox(ShellSandbox):
         container = self._container
         if container is None or await self._kill_inside(0, 0) is not None:
             return
+        await self._restart_container()
+
+    async def _restart_container(self) -> None:
+        """Kill the container's init (every process goes with the pid namespace) and start it again."""
+        container = self._container
+        assert container is not None
         try:
             await self._call(container.kill)
         except SandboxError as err:  # a container that already stopped cannot be killed: fine
@@ -269,6 +282,37 @@ class ContainerSandbox(ShellSandbox):
                 raise
         await self._call(container.wait)
         await self._call(container.start)
+
+    # ---- verification ------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def final_state(self) -> AsyncIterator[ContainerSandbox]:
+        """Restart this container (nothing the agent started survives, whatever tools it replaced; its files
+        stay), then yield a fresh container from the pristine image, without network, holding the agent's
+        changes outside :data:`SYSTEM_DIRS`: changed paths copied as they are (FIFOs, links and modes
+        included), removed ones removed. Stopped on leaving."""
+        async with self._lock:
+            if self._container is None:
+                raise SandboxError("the sandbox is not running (start() it first)")
+            await self._close_shell()
+            await self._restart_container()
+            self._broken, self._fresh_shell_due = False, True
+        source = self._container
+        changes = await self._call(source.diff) or []
+        copy, remove = final_paths(changes)
+        twin = ContainerSandbox(self.config, image=self.image, allow_network=False, label=self.label)
+        try:
+            await twin.start()
+            assert twin._container is not None
+            if copy or remove:
+                await twin._call(twin._container.exec_run, ["rm", "-rf", "--", *copy, *remove])
+            for path in copy:
+                stream, _ = await self._call(source.get_archive, path)
+                await twin._call(twin._container.put_archive, posixpath.dirname(path), stream)
+            await twin.reset_processes()  # the shell started in a work dir that may have been replaced
+            yield twin
+        finally:
+            await twin.stop()
 
     async def attach(self) -> int:
         if self._container is None:
@@ -348,6 +392,24 @@ def _plain_end(secure: ssl.SSLSocket) -> socket.socket:
     for source, sink in ((secure, theirs), (theirs, secure)):
         threading.Thread(target=relay, args=(source, sink), name="echo-rl-tls-relay", daemon=True).start()
     return ours
+
+
+def final_paths(changes: Iterable[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """From an engine's changes list (``{"Path", "Kind"}``), ``(paths to copy, paths to remove)``: outside
+    :data:`SYSTEM_DIRS`, each changed path not below another one copied (a changed directory is copied
+    whole, after removing the pristine one, so deletions inside it hold too), removed paths not below a
+    copied one removed."""
+    # Sorted by components, a path's descendants follow it directly: only the last one kept can cover it.
+    entries = sorted((c["Path"].strip("/").split("/"), c["Kind"]) for c in changes if c.get("Path", "/").strip("/"))
+    copy: list[str] = []
+    remove: list[str] = []
+    last: list[str] | None = None
+    for parts, kind in entries:
+        if parts[0] in SYSTEM_DIRS or (last is not None and parts[: len(last)] == last):
+            continue
+        last = parts
+        (remove if kind == _DELETED else copy).append("/" + "/".join(parts))
+    return copy, remove
 
 
 def _tar(source: Path | bytes, name: str) -> bytes:

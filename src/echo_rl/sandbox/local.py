@@ -23,13 +23,14 @@ swap, ``max_processes``, ``cpus``) and a state directory of at most ``storage_mb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import re
 import secrets
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Literal
 
@@ -401,6 +402,19 @@ class LocalSandbox(ShellSandbox):
             **as_nobody,  # type: ignore[arg-type]
         )
         return await proc.wait()
+
+    # ---- verification ------------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def final_state(self) -> AsyncIterator[LocalSandbox]:
+        """Kill every process (the pid namespace goes), then put back the host layout's links and mount
+        points the agent may have replaced in its writable ``/`` (``/bin`` or ``/lib64`` pointing at its own
+        shell or loader): the next shell runs the host's read-only ``/usr`` again. Yields this sandbox."""
+        await self.reset_processes()
+        fs = self._fs()
+        for name, target in (*_host_layout(), *((top, None) for top in ("proc", "dev"))):
+            await asyncio.to_thread(fs.restore_top, name, target)
+        yield self
 
     # ---- files -------------------------------------------------------------------------------------------
 

@@ -72,6 +72,25 @@ class RootFS:
         with _Fd(self._makedirs(str(PurePosixPath(*parts[:-1])) if len(parts) > 1 else "")) as parent:
             self._copy(source, parent, parts[-1])
 
+    def restore_top(self, name: str, link: str | None) -> None:
+        """Make the top-level entry ``name`` the symlink ``link`` again, or (None) a real directory, whatever
+        the sandbox put there instead (a directory of its own tools in place of the ``/bin`` link)."""
+        with _Fd(os.open(self.root, os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)) as root:
+            try:
+                st = os.stat(name, dir_fd=root, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if link is None and st is not None and stat.S_ISDIR(st.st_mode):
+                return
+            if link is not None and st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=root) == link:
+                return
+            _remove(root, name)
+            if link is None:
+                os.mkdir(name, 0o755, dir_fd=root)
+            else:
+                os.symlink(link, name, dir_fd=root)
+            os.chown(name, *self._owner, dir_fd=root, follow_symlinks=False)
+
     def _open(self, path: str, flags: int) -> int:
         with _Fd(os.open(self.root, os.O_DIRECTORY | os.O_PATH | os.O_CLOEXEC)) as root_fd:
             return _open_in_root(root_fd, path.lstrip("/"), flags)

@@ -1,29 +1,35 @@
-"""Run a task's verifier in the sandbox the agent used, and read the reward it wrote (method §5).
+"""Run a task's verifier on the agent's final state, and read the reward it wrote (method §5).
 
     result = await verify(task, sandbox, timeout_s=120)   # never raises
     result.reward, result.outcome, result.reason
 
-Order (issue 10.2, rewards cannot be forged):
+Order (rewards the agent cannot forge or move):
 
-1. ``reset_processes()`` — nothing the agent left running survives;
+1. ``sandbox.final_state()`` — every process the agent left running is killed (a fork bomb, background
+   jobs), and the verifier gets tools the agent could not have replaced: on the container backend a fresh
+   container from the pristine task image holding the agent's changed files (outside the system
+   directories), on the local backend the same sandbox with the host's read-only ``/usr`` and its links
+   restored;
 2. ``/logs/verifier`` and ``/tests`` are emptied and recreated;
 3. ``tests/`` is uploaded to ``/tests`` — only now, after the agent has finished;
 4. ``test.sh`` runs under a clean environment (fixed PATH, no rc files, the task's ``[verifier] env``,
    as its ``[verifier] user`` where the sandbox shell is root) with the verifier timeout;
-5. ``reset_processes()`` again, then the reward is read from the files test.sh wrote in this run:
+5. every process is killed again, then the reward is read from the files test.sh wrote in this run:
    ``/logs/verifier/reward.json`` (a flat object of numbers with a ``reward`` key) or, failing that,
    ``/logs/verifier/reward.txt`` (one number).
 
-Outcomes (issue 10.1): ``solved`` when reward ≥ 1; ``failed`` when the verifier ran and said no — reward
-below 1, a missing, empty or unparsable reward file, test.sh exiting non-zero without a reward;
-``infra_error`` (reward 0) when the sandbox failed (test.sh could not be started, the shell or engine
-died) or test.sh timed out. Anything the agent could have caused while test.sh still ran to completion is
-``failed``, never ``infra_error``: infra errors are excluded from training groups, so a policy must not be
-able to escape a bad reward by breaking the verifier.
+Outcomes (:func:`classify` is the one place that decides): ``solved`` when reward ≥ 1; ``failed`` when the
+verifier ran on the agent's final state and did not say yes — reward below 1, a missing, empty or
+unparsable reward file, test.sh exiting non-zero without a reward, test.sh timing out (a FIFO where it
+reads, a tree it walks forever), no space left for the verifier (the agent filled the disk);
+``infra_error`` (reward 0) only when the machinery failed: the sandbox or engine, the verifier's container,
+test.sh that could not be started, our own code. Infra errors leave the training groups and every
+denominator, so nothing the agent's state can cause may be one.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shlex
@@ -112,8 +118,12 @@ async def _read_reward(sandbox: Sandbox) -> tuple[str, bytes] | None:
     return None
 
 
-async def _run(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | None) -> tuple[float, str]:
-    await sandbox.reset_processes()
+async def _run(task: Task, agent_sandbox: Sandbox, timeout_s: float, workdir: str | None) -> tuple[float, str]:
+    async with agent_sandbox.final_state() as sandbox:
+        return await _run_tests(task, sandbox, timeout_s, workdir)
+
+
+async def _run_tests(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | None) -> tuple[float, str]:
     prepared = await sandbox.exec(
         f"rm -rf {LOGS} {TESTS} && mkdir -p {LOGS} {TESTS} && chmod 777 {LOGS}", timeout_s=min(timeout_s, 30.0)
     )
@@ -126,8 +136,10 @@ async def _run(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | No
         await sandbox.exec(f"cd {TESTS} && chmod +x -- " + " ".join(shlex.quote(p) for p in executables))
     result = await sandbox.exec(_test_command(task), timeout_s=timeout_s, cwd=workdir)
     output = result.output[-2000:]
+    if result.exit_code in (126, 127) and result.output.startswith("/usr/bin/env:"):
+        raise _Infra(f"test.sh could not be started: {result.output.strip()[:200]}")  # the pristine tools lack bash
     if result.timed_out:
-        raise _Infra(f"verifier timed out after {timeout_s:g}s")
+        raise _Failed(f"verifier timed out after {timeout_s:g}s on the agent's final state")
     await sandbox.reset_processes()
     found = await _read_reward(sandbox)
     if found is None:
@@ -135,6 +147,24 @@ async def _run(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | No
             raise _Failed(f"test.sh exited {result.exit_code} without writing a reward")
         raise _Failed("test.sh wrote no reward file")
     return _parse_reward(*found), output
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def classify(err: Exception) -> tuple[VerifierOutcome, str]:
+    """The outcome and reason of a verification that raised ``err``: ``failed`` for what the agent's final
+    state can cause, ``infra_error`` for the machinery (see the module docstring)."""
+    if isinstance(err, _Failed):
+        return "failed", str(err)
+    no_space = isinstance(err, OSError) and err.errno in _NO_SPACE
+    if no_space or (isinstance(err, SandboxError) and "no space left on device" in str(err).lower()):
+        return "failed", f"no space left for the verifier on the agent's final state: {err}"
+    if isinstance(err, _Infra):
+        return "infra_error", str(err)
+    if isinstance(err, SandboxError):
+        return "infra_error", f"sandbox error: {err}"
+    return "infra_error", f"verifier crashed: {type(err).__name__}: {err}"
 
 
 async def verify(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | None = None) -> VerifierResult:
@@ -147,12 +177,7 @@ async def verify(task: Task, sandbox: Sandbox, timeout_s: float, workdir: str | 
         outcome: VerifierOutcome = "solved" if reward >= 1.0 else "failed"
         last = output.strip().splitlines()[-1:] if outcome == "failed" else []
         reason = f"reward {reward:g}" + "".join(f": {line[:200]}" for line in last)
-    except _Failed as err:
-        reward, outcome, reason = 0.0, "failed", str(err)
-    except _Infra as err:
-        reward, outcome, reason = 0.0, "infra_error", str(err)
-    except SandboxError as err:
-        reward, outcome, reason = 0.0, "infra_error", f"sandbox error: {err}"
     except Exception as err:  # noqa: BLE001 - a verifier must never kill a training run
-        reward, outcome, reason = 0.0, "infra_error", f"verifier crashed: {type(err).__name__}: {err}"
+        reward = 0.0
+        outcome, reason = classify(err)
     return VerifierResult(reward, outcome, reason, time.monotonic() - start, output)
