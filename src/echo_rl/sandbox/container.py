@@ -41,7 +41,7 @@ from echo_rl.sandbox.base import SandboxError
 from echo_rl.sandbox.engine import engine_client, engine_url, tls_config
 from echo_rl.sandbox.notices import notice_once
 from echo_rl.sandbox.owner import LABEL_KEY, OWNER_KEY, Owner, check_label
-from echo_rl.sandbox.protocol import bootstrap
+from echo_rl.sandbox.protocol import bootstrap, quote
 from echo_rl.sandbox.shell import ShellSandbox, ShellStream
 
 T = TypeVar("T")
@@ -141,6 +141,7 @@ class ContainerSandbox(ShellSandbox):
         self._client: docker.DockerClient | None = None
         self._container: Container | None = None
         self.storage_limited = False  # whether the engine took the storage size (set by start)
+        self._frozen = False  # paused by final_state(): thawed and restarted before its next use
 
     @property
     def container_id(self) -> str | None:
@@ -267,6 +268,9 @@ class ContainerSandbox(ShellSandbox):
         """Kill everything from inside; if that cannot finish, kill the container's init (the whole pid
         namespace goes with it) and start the same container again."""
         container = self._container
+        if self._frozen:
+            await self._thaw()
+            return
         if container is None or await self._kill_inside(0, 0) is not None:
             return
         await self._restart_container()
@@ -287,32 +291,44 @@ class ContainerSandbox(ShellSandbox):
 
     @contextlib.asynccontextmanager
     async def final_state(self) -> AsyncIterator[ContainerSandbox]:
-        """Restart this container (nothing the agent started survives, whatever tools it replaced; its files
-        stay), then yield a fresh container from the pristine image, without network, holding the agent's
-        changes outside :data:`SYSTEM_DIRS`: changed paths copied as they are (FIFOs, links and modes
-        included), removed ones removed. Stopped on leaving."""
+        """Freeze this container (``pause``: every process the agent left, a fork bomb included, stops at
+        once and the files hold still), then yield a fresh container from the pristine image, without
+        network, holding the agent's changes outside :data:`SYSTEM_DIRS`: changed paths copied as they are
+        (FIFOs, links and modes included), removed ones removed. While the verifier runs, this container is
+        left frozen: it is thawed and restarted (nothing the agent started survives; its files do) when it
+        is used again, and :meth:`stop` just removes it. On leaving, the fresh container is removed."""
         async with self._lock:
             if self._container is None:
                 raise SandboxError("the sandbox is not running (start() it first)")
             await self._close_shell()
-            await self._restart_container()
             self._broken, self._fresh_shell_due = False, True
+            await self._call(self._container.pause)
+            self._frozen = True
         source = self._container
-        changes = await self._call(source.diff) or []
-        copy, remove = final_paths(changes)
         twin = ContainerSandbox(self.config, image=self.image, allow_network=False, label=self.label)
         try:
-            await twin.start()
+            _, changes = await asyncio.gather(twin.start(), self._call(source.diff))
+            copy, remove = final_paths(changes or [])
+            if copy or remove:  # the pristine rm; the shell's cwd may go, every verifier command sets its own
+                await twin.exec("rm -rf -- " + " ".join(quote(path) for path in copy + remove))
             assert twin._container is not None
-            if copy or remove:
-                await twin._call(twin._container.exec_run, ["rm", "-rf", "--", *copy, *remove])
             for path in copy:
                 stream, _ = await self._call(source.get_archive, path)
                 await twin._call(twin._container.put_archive, posixpath.dirname(path), stream)
-            await twin.reset_processes()  # the shell started in a work dir that may have been replaced
             yield twin
         finally:
             await twin.stop()
+
+    async def _thaw(self) -> None:
+        """Unpause a container :meth:`final_state` froze and restart it (kills what the agent left)."""
+        if self._frozen and self._container is not None:
+            self._frozen = False
+            await self._call(self._container.unpause)
+            await self._restart_container()
+
+    async def _start_shell(self) -> None:
+        await self._thaw()
+        await super()._start_shell()
 
     async def attach(self) -> int:
         if self._container is None:
