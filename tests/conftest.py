@@ -32,20 +32,37 @@ def cli():
     return invoke
 
 
+def _engine_not_ready() -> str | None:
+    """Why the container engine cannot serve the tests as it is (None: it can)."""
+    import docker.errors
+
+    from echo_rl.sandbox.base import SandboxError
+    from echo_rl.sandbox.engine import BARE_SLIM_IMAGE, TOOLS_IMAGE, connect
+
+    try:
+        client = connect()
+    except SandboxError as err:
+        return str(err)
+    for image in (TOOLS_IMAGE, BARE_SLIM_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            return f"no image {image}"
+    return None
+
+
 @pytest.fixture(scope="session")
 def container_engine() -> str:
     """The Docker API URL of a running container engine, set up by ``scripts/setup-podman.sh`` (podman,
-    a debootstrapped base image, the API socket) where needed; skips with the reason when none can run."""
+    the debootstrapped base images, the API socket) where needed; skips with the reason when none can run."""
     from pathlib import Path
 
     from echo_rl.sandbox.base import SandboxError
     from echo_rl.sandbox.engine import connect, engine_url
 
-    try:
-        connect()
+    first_reason = _engine_not_ready()
+    if first_reason is None:
         return engine_url()
-    except SandboxError as err:
-        first_reason = str(err)
     script = Path(__file__).resolve().parents[1] / "scripts" / "setup-podman.sh"
     if os.geteuid() != 0:
         pytest.skip(f"no container engine ({first_reason}) and not root to run {script.name}")

@@ -65,11 +65,11 @@ def test_infra_errors_leave_denominators_and_are_counted_with_reasons():
         _episode("t1", "infra_error", reason="image could not start"),
         _episode("t2", "agent_limit", family="g", stop="max_turns", turns=3),
         _episode("t2", "solved", family="g"),
-        _episode("t2", "infra_error", family="g", reason="verifier timeout"),
+        _episode("t2", "infra_error", family="g", reason="engine died"),
     ]
     summary = summarize_episodes(episodes, ks=[1, 2])
     assert summary["episodes"] == 6 and summary["valid"] == 4
-    assert summary["infra"] == {"excluded": 2, "reasons": {"image could not start": 1, "verifier timeout": 1}}
+    assert summary["infra"] == {"excluded": 2, "reasons": {"engine died": 1, "image could not start": 1}}
     assert summary["pass"]["1"]["value"] == pytest.approx(0.5)
     assert summary["pass"]["2"]["value"] == pytest.approx(1.0)
     assert summary["families"]["g"]["infra"]["excluded"] == 1

@@ -12,7 +12,7 @@ import pytest
 from echo_rl.config import SandboxConfig
 from echo_rl.sandbox.base import ExecResult, Sandbox
 from echo_rl.sandbox.container import ContainerSandbox
-from echo_rl.sandbox.engine import connect
+from echo_rl.sandbox.engine import TOOLS_IMAGE, connect
 from echo_rl.sandbox.local import LocalSandbox
 from echo_rl.sandbox.owner import LABEL_KEY
 from echo_rl.sandbox.spawner import Spawner
@@ -30,6 +30,7 @@ def small_config(**overrides: Any) -> SandboxConfig:
         "memory_mb": 512,
         "max_processes": 64,
         "max_file_size_mb": 8,
+        "base_image": TOOLS_IMAGE,  # these tests run python3: the base with tools, named as such
     }
     return SandboxConfig(**{**values, **overrides})
 

@@ -6,35 +6,24 @@ can be pulled here."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from pathlib import Path
 
-import docker.errors
 import pytest
 
 from echo_rl.config import SandboxConfig
+from echo_rl.sandbox.engine import BARE_SLIM_IMAGE as STAND_IN
 from echo_rl.sandbox.engine import connect
 from echo_rl.tasks.families import FAMILIES
 from echo_rl.tasks.families.build import TOOLS_PRELUDE, generate
 from echo_rl.tasks.harbor import load_task, write_task
 from echo_rl.tasks.replay import run_noop, run_oracle
 
-STAND_IN = "localhost/echo-rl/bookworm-slim"
-SETUP = Path(__file__).resolve().parents[2] / "scripts" / "setup-podman.sh"
-
 
 @pytest.fixture(scope="module")
 def bare_slim(container_cfg: SandboxConfig) -> SandboxConfig:
-    """The container backend, with the bare stand-in present (setup-podman.sh makes it where missing)."""
-    client = connect(container_cfg.engine_url)
-    try:
-        client.images.get(STAND_IN)
-    except docker.errors.ImageNotFound:
-        proc = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=900)
-        if proc.returncode != 0:
-            pytest.skip(f"{SETUP.name} could not make {STAND_IN}: {proc.stderr.strip().splitlines()[-1:]}")
-    found = client.containers.run(STAND_IN, ["bash", "-c", "command -v python3 git make; true"], network_mode="none",
-                                  remove=True)
+    """The container backend, its stand-in (made by setup-podman.sh through ``container_engine``) shown bare."""
+    found = connect(container_cfg.engine_url).containers.run(
+        STAND_IN, ["bash", "-c", "command -v python3 git make; true"], network_mode="none", remove=True
+    )
     assert found.strip() == b"", f"{STAND_IN} is not bare: {found!r}"
     return container_cfg
 

@@ -30,6 +30,12 @@ from echo_rl.sandbox.base import SandboxError
 from echo_rl.sandbox.owner import LABEL_KEY, check_label
 
 PODMAN_SOCKET = "/run/podman/podman.sock"
+# The local bases scripts/setup-podman.sh makes with debootstrap (no image can be pulled there), each under a
+# name of its own so that nothing uses them by accident: the stand-in as bare as the real
+# debian:bookworm-slim (no python3, git or make), and a base with those tools for a sandbox that wants them
+# without a build (sandbox.base_image=localhost/echo-rl/bookworm-base).
+BARE_SLIM_IMAGE = "localhost/echo-rl/bookworm-slim"
+TOOLS_IMAGE = "localhost/echo-rl/bookworm-base"
 IMAGE_REPOSITORY = "echo-rl-task"
 _POOL = 128  # HTTP connections per client: one per concurrent engine call
 _TLS_API_VERSION = "1.41"  # Docker ≥ 20.10 and podman ≥ 3 answer it

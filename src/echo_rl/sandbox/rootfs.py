@@ -80,9 +80,9 @@ class RootFS:
                 st = os.stat(name, dir_fd=root, follow_symlinks=False)
             except FileNotFoundError:
                 st = None
-            if link is None and st is not None and stat.S_ISDIR(st.st_mode):
+            if st is not None and stat.S_ISDIR(st.st_mode) and link is None:
                 return
-            if link is not None and st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=root) == link:
+            if st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=root) == link:
                 return
             _remove(root, name)
             if link is None:

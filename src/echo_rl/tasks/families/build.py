@@ -8,9 +8,10 @@ The Dockerfile is portable: its first step (:data:`TOOLS_PRELUDE`, the same line
 so an engine's layer cache builds it once per base image) installs with apt-get the tools that
 ``setup.sh``, the checks and the reference solutions run beyond a bare ``debian:bookworm-slim``
 (:data:`REQUIRED_TOOLS`), and skips that when the base image has them already. The local backend never
-reads the Dockerfile: it runs on the host's ``/usr``, which must provide the same tools. The verifier (``tests/test.sh``) writes 1 to ``/logs/verifier/reward.txt`` when
-``tests/check.py`` passes and 0 otherwise; the expected values live only in ``tests/``, which the agent
-never sees.
+reads the Dockerfile: it runs on the host's ``/usr``, which must provide the same tools.
+
+The verifier (``tests/test.sh``) writes 1 to ``/logs/verifier/reward.txt`` when ``tests/check.py`` passes
+and 0 otherwise; the expected values live only in ``tests/``, which the agent never sees.
 """
 
 from __future__ import annotations
