@@ -63,12 +63,15 @@ bootstrap() {
         --change "LABEL org.echo-rl.image=$image" - "$image" >/dev/null
     rm -rf "$root"
 }
+# has_python IMAGE: whether IMAGE exists and has python3 (the real debian:bookworm-slim has none).
+has_python() { podman image exists "$1" && podman run --rm --network none "$1" test -e /usr/bin/python3; }
+if has_python "$REAL"; then
+    log "$REAL has python3: not the real image (an earlier setup tagged its own); it becomes $BASE"
+    podman image exists "$BASE" || podman tag "$REAL" "$BASE"
+    podman untag "$REAL" "$REAL"  # this one name only
+fi
 bootstrap "$SLIM"
 bootstrap "$BASE" "$INCLUDE"
-if podman image exists "$REAL" && podman run --rm --network none "$REAL" test -e /usr/bin/python3; then
-    log "$REAL has python3: not the real image (an earlier setup tagged its own); replacing it by $SLIM"
-    podman untag "$REAL"
-fi
 if ! podman image exists "$REAL"; then
     timeout 60 podman pull -q "docker.io/library/$REAL" >/dev/null 2>&1 || podman tag "$SLIM" "$REAL"
 fi
