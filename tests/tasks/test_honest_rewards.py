@@ -152,3 +152,22 @@ def test_final_paths_copy_the_agents_changes_but_not_the_system():
         {"Path": "/tests/test.sh", "Kind": 1},
     ]
     assert final_paths(changes) == (["/home"], ["/var/gone"])
+
+
+@pytest.mark.parametrize("backend", ["local", "container"])
+def test_the_agents_sandbox_keeps_its_files_and_loses_its_processes(backend, request):
+    """Verification leaves the agent's sandbox usable (the quality gate verifies twice in one sandbox)."""
+    cfg = request.getfixturevalue(f"{backend}_cfg")
+
+    async def main() -> tuple[VerifierResult, str]:
+        sandbox = await open_task_sandbox(task(), cfg, label="test-tasks")
+        try:
+            await sandbox.exec(f"{HONEST}; sleep 1000 >/dev/null 2>&1 &")
+            result = await verify(task(), sandbox, 10.0)
+            sleepers = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done 2>/dev/null | grep -c '^sleep 1000'"
+            return result, (await sandbox.exec(f"cat answer.txt; {sleepers}")).output
+        finally:
+            await sandbox.stop()
+
+    result, after = asyncio.run(main())
+    assert result.outcome == "solved" and after.split() == ["42", "0"], (result, after)
