@@ -5,10 +5,6 @@ reads, replaces /bin/bash, fills its disk or leaves a fork bomb running scores 0
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,23 +57,6 @@ class _SmallTmp(ContainerSandbox):
         return {**super()._create_args(), "tmpfs": {"/tmp": "size=32m"}}
 
 
-@pytest.fixture
-def small_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Local sandboxes on a 48 MB tmpfs (``ECHO_RL_SANDBOX_ROOT``), so that filling the disk is real and safe
-    (in the system temp dir: the sandbox user must reach it)."""
-    mount = Path(tempfile.mkdtemp(prefix="echo-rl-small-disk-"))
-    mount.chmod(0o755)
-    try:
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=755", "tmpfs", str(mount)],
-                          capture_output=True, check=False).returncode:
-            pytest.skip("cannot mount a small tmpfs (needs root)")
-        monkeypatch.setenv("ECHO_RL_SANDBOX_ROOT", str(mount / "sandboxes"))
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-        mount.rmdir()
-
-
 async def _open(cfg: SandboxConfig, small_tmp: bool) -> Sandbox:
     if not small_tmp:
         return await open_task_sandbox(task(), cfg, label="test-tasks")
@@ -111,10 +90,9 @@ def check(attack: str, result: VerifierResult, outputs: list[str], honest: bool)
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_hostile_final_states_fail_on_the_local_backend(local_cfg, attack, request):
-    if attack == "filled disk":
-        request.getfixturevalue("small_disk")
-    result, outputs = run_agent(local_cfg, ATTACKS[attack])
+def test_hostile_final_states_fail_on_the_local_backend(local_cfg, attack):
+    cfg = local_cfg.model_copy(update={"storage_mb": 32}) if attack == "filled disk" else local_cfg
+    result, outputs = run_agent(cfg, ATTACKS[attack])
     check(attack, result, outputs, honest=False)
     if attack == "fifo where test.sh reads":
         assert "timed out" in result.reason
