@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from echo_rl.sandbox.engine import TOOLS_IMAGE
+
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = Path("/opt/wheels")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-IMAGE = "debian:bookworm-slim"
+# A Debian 12 with its system Python, as a fresh machine has (the real debian:bookworm-slim has no python3).
+IMAGE = TOOLS_IMAGE
 
 SCRIPT = r"""
 set -euo pipefail
