@@ -13,6 +13,10 @@ shell runs as the image's user (root for task images), as Harbor tasks expect.
 Killing "every process" (a shell restart, :meth:`reset_processes`) kills the container's init, which
 takes the whole pid namespace with it, and starts the same container again: its filesystem survives and
 a fork bomb cannot prevent it. Containers carry the run's label and owner (:mod:`echo_rl.sandbox.owner`).
+
+The verifier never runs in the agent's container (:meth:`ContainerSandbox.final_state`): that one is
+frozen, and a fresh container from the same pristine image receives the agent's changed files outside
+:data:`SYSTEM_DIRS`, so a replaced ``/bin/bash`` or ``/etc/ld.so.preload`` cannot reach test.sh.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ and uts namespaces, and a network namespace without interfaces unless the networ
 runs as ``user`` (uid 1000 inside), without capabilities; as host root the whole sandbox runs as host
 uid ``nobody``. The launcher is started by this process's sandbox spawner (:mod:`echo_rl.sandbox.spawner`,
 a small helper already running as that user) and dies with it, the spawner with this process; every
-process of the sandbox dies with its pid namespace.
+process of the sandbox dies with its pid namespace. The ``/bin``-style links live in the writable ``/``:
+before verification (:meth:`LocalSandbox.final_state`) they are put back, so an agent that pointed
+``/bin`` or ``/lib64`` at its own shell or loader cannot reach test.sh.
 
 The host directory lives under :func:`~echo_rl.sandbox.owner.state_root` with a name carrying the run's
 label and the owning process, so that :mod:`echo_rl.sandbox.gc` can remove it after a crash.
