@@ -12,6 +12,7 @@ import pytest
 from echo_rl.config import SandboxConfig
 from echo_rl.sandbox.base import Sandbox
 from echo_rl.sandbox.container import ContainerSandbox, final_paths
+from echo_rl.sandbox.engine import TOOLS_IMAGE
 from echo_rl.tasks.environment import open_task_sandbox
 from echo_rl.tasks.images import build_task_image
 from echo_rl.tasks.task import Task
@@ -149,3 +150,29 @@ def test_the_agents_sandbox_keeps_its_files_and_loses_its_processes(backend, req
 
     result, after = asyncio.run(main())
     assert result.outcome == "solved" and after.split() == ["42", "0"], (result, after)
+
+
+@pytest.mark.parametrize("backend", ["local", "container"])
+def test_a_pth_file_in_the_agents_user_site_does_not_run_in_the_verifier(backend, request):
+    """A python3 test.sh (a Harbor task's pytest) would otherwise import the agent's ~/.local .pth file."""
+    cfg = request.getfixturevalue(f"{backend}_cfg")
+    files = {
+        "tests/test.sh": b"#!/bin/bash\npython3 -c pass\n",  # writes no reward: only the .pth file could
+        "environment/setup.sh": b"true\n",
+        "environment/Dockerfile": f"FROM {TOOLS_IMAGE}\nRUN mkdir -p /home/user\nWORKDIR /home/user\n".encode(),
+    }
+    pythonic = Task("pth", "Nothing.\n", task().config, files, frozenset({"tests/test.sh"}))
+    forge = ("d=$(HOME=/root python3 -c 'import site; print(site.getusersitepackages())') && mkdir -p $d && "
+             "echo 'import os; os.makedirs(\"/logs/verifier\", exist_ok=True); "
+             "open(\"/logs/verifier/reward.txt\", \"w\").write(\"1\")' > $d/forge.pth")
+
+    async def main() -> VerifierResult:
+        sandbox = await open_task_sandbox(pythonic, cfg, label="test-tasks")
+        try:
+            assert (await sandbox.exec(forge)).exit_code == 0
+            return await verify(pythonic, sandbox, 10.0)
+        finally:
+            await sandbox.stop()
+
+    result = asyncio.run(main())
+    assert (result.outcome, result.reason) == ("failed", "test.sh wrote no reward file"), result

@@ -45,9 +45,11 @@ VerifierOutcome = Literal["solved", "failed", "infra_error"]
 LOGS = "/logs/verifier"
 TESTS = "/tests"
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# A fresh shell for test.sh: no inherited variables (BASH_ENV, PATH…), no rc files the agent could edit.
+# A fresh shell for test.sh: no inherited variables (BASH_ENV, PATH…), no rc files the agent could edit, and
+# no Python user site (a .pth file the agent left in ~/.local would run inside every python3 test.sh starts).
 RUN_TESTS = (
-    f"/usr/bin/env -i PATH={SAFE_PATH} HOME=/root LC_ALL=C.UTF-8 /bin/bash --noprofile --norc {TESTS}/test.sh"
+    f"/usr/bin/env -i PATH={SAFE_PATH} HOME=/root LC_ALL=C.UTF-8 PYTHONNOUSERSITE=1 /bin/bash --noprofile --norc "
+    f"{TESTS}/test.sh"
 )
 
 
