@@ -55,9 +55,14 @@ HARBOR_VENV=${ECHO_RL_HARBOR_VENV:-$HOME/.cache/echo-rl/harbor-venv}
 HARBOR_VERSION=0.25.0
 PY312=""  # the first python3.12 that runs (a pyenv shim may not)
 for candidate in ${PYTHON312:-} python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12; do
-    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then PY312=$candidate; break; fi
+    if "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+        PY312=$candidate
+        break
+    fi
 done
-harbor_ok() { "$HARBOR_VENV/bin/python" -c "import importlib.metadata as m; assert m.version('harbor') == '$1'" 2>/dev/null; }
+harbor_ok() {
+    "$HARBOR_VENV/bin/python" -c "import importlib.metadata as m; assert m.version('harbor') == '$1'" 2>/dev/null
+}
 if harbor_ok "$HARBOR_VERSION"; then
     :
 elif [ -n "$PY312" ]; then

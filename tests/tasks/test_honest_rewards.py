@@ -143,7 +143,8 @@ def test_the_agents_sandbox_keeps_its_files_and_loses_its_processes(backend, req
         try:
             await sandbox.exec(f"{HONEST}; sleep 1000 >/dev/null 2>&1 &")
             result = await verify(task(), sandbox, 10.0)
-            sleepers = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done 2>/dev/null | grep -c '^sleep 1000'"
+            sleepers = ("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done 2>/dev/null"
+                        " | grep -c '^sleep 1000'")
             return result, (await sandbox.exec(f"cat answer.txt; {sleepers}")).output
         finally:
             await sandbox.stop()
@@ -176,3 +177,24 @@ def test_a_pth_file_in_the_agents_user_site_does_not_run_in_the_verifier(backend
 
     result = asyncio.run(main())
     assert (result.outcome, result.reason) == ("failed", "test.sh wrote no reward file"), result
+
+
+@pytest.mark.parametrize("backend", ["local", "container"])
+def test_test_runner_files_the_agent_left_in_the_root_do_not_reach_the_verifier(backend, request):
+    """``pytest /tests/…`` would load an agent's ``/conftest.py`` (and take ``/pytest.ini`` as its config)."""
+    cfg = request.getfixturevalue(f"{backend}_cfg")
+    sees = "for f in /conftest.py /pytest.ini; do [ -e $f ] && seen=1; done; echo $((1 - ${seen:-0}))"
+    files = {**task().files, "tests/test.sh": f"#!/bin/bash\n{sees} > /logs/verifier/reward.txt\n".encode()}
+    probe = Task("runner-files", "Nothing.\n", task().config, files, frozenset({"tests/test.sh"}))
+
+    async def main() -> VerifierResult:
+        sandbox = await open_task_sandbox(probe, cfg, label="test-tasks")
+        try:
+            planted = await sandbox.exec("echo 'import os' > /conftest.py && echo '[pytest]' > /pytest.ini && ls /")
+            assert "conftest.py" in planted.output, planted
+            return await verify(probe, sandbox, 10.0)
+        finally:
+            await sandbox.stop()
+
+    result = asyncio.run(main())
+    assert result.outcome == "solved", result

@@ -14,6 +14,12 @@ from pathlib import Path
 from types import TracebackType
 
 
+# Files in ``/``, the parent of ``/tests``, that a test runner there reads as its own configuration (pytest
+# loads ``/conftest.py`` for ``pytest /tests/…`` and takes its rootdir from the ini files): the agent's never
+# reach the verifier (:meth:`Sandbox.final_state`).
+RUNNER_FILES = ("conftest.py", "pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "setup.py")
+
+
 class SandboxError(Exception):
     """The sandbox infrastructure failed (could not start, engine error, died): an ``infra_error``,
     never the agent's fault."""
@@ -79,7 +85,8 @@ class Sandbox(abc.ABC):
         could not have replaced, for the verifier. Container backend: a fresh container from the pristine
         task image with the agent's changes outside the system directories copied in (stopped on leaving);
         local backend: this sandbox, its host directories and their links restored (it runs on the host's
-        read-only ``/usr``). This sandbox stays usable afterwards."""
+        read-only ``/usr``). On both, the agent's :data:`RUNNER_FILES` in ``/`` are left out. This sandbox
+        stays usable afterwards."""
 
     @abc.abstractmethod
     async def stop(self) -> None:

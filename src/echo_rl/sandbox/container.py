@@ -41,7 +41,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from echo_rl.config import SandboxConfig
-from echo_rl.sandbox.base import SandboxError
+from echo_rl.sandbox.base import RUNNER_FILES, SandboxError
 from echo_rl.sandbox.engine import engine_client, engine_url, tls_config
 from echo_rl.sandbox.notices import notice_once
 from echo_rl.sandbox.owner import LABEL_KEY, OWNER_KEY, Owner, check_label
@@ -54,9 +54,10 @@ _SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "LANG": "C.UTF
 _READ_LIMIT = 1 << 18
 # Top-level directories whose changes never reach the verifier's container: the system's tools, libraries
 # and configuration (a replaced /bin/bash, /etc/ld.so.preload), kernel file systems, and the verifier's own
-# /tests and /logs. Everything else the agent changed (its work dir, /root, /tmp, /var, /opt…) is copied.
+# /tests and /logs, and the test runners' files in / (RUNNER_FILES). Everything else the agent changed (its
+# work dir, /root, /tmp, /var, /opt…) is copied.
 SYSTEM_DIRS = frozenset({"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "boot", "proc", "sys", "dev",
-                         "run", "tests", "logs"})
+                         "run", "tests", "logs", *RUNNER_FILES})
 _DELETED = 2  # the Kind of a removed path in the engine's changes list (0 modified, 1 added)
 # bash -c KILLER TICKS SPARE: SIGKILL, in rounds until none is left, every process started at or after
 # TICKS (1/100 s of uptime; 0: all) except init, init's first child (the keeper), this script and pid

@@ -38,7 +38,7 @@ from typing import Literal
 
 from echo_rl.config import SandboxConfig
 from echo_rl.sandbox import procs, statefs
-from echo_rl.sandbox.base import SandboxError
+from echo_rl.sandbox.base import RUNNER_FILES, SandboxError
 from echo_rl.sandbox.cgroups import SandboxCgroup, probe
 from echo_rl.sandbox.notices import notice_once
 from echo_rl.sandbox.owner import Owner, check_label, state_root
@@ -411,11 +411,14 @@ class LocalSandbox(ShellSandbox):
     async def final_state(self) -> AsyncIterator[LocalSandbox]:
         """Kill every process (the pid namespace goes), then put back the host layout's links and mount
         points the agent may have replaced in its writable ``/`` (``/bin`` or ``/lib64`` pointing at its own
-        shell or loader): the next shell runs the host's read-only ``/usr`` again. Yields this sandbox."""
+        shell or loader): the next shell runs the host's read-only ``/usr`` again; the agent's
+        :data:`~echo_rl.sandbox.base.RUNNER_FILES` in ``/`` are removed. Yields this sandbox."""
         await self.reset_processes()
         fs = self._fs()
         for name, target in (*_host_layout(), *((top, None) for top in ("proc", "dev"))):
             await asyncio.to_thread(fs.restore_top, name, target)
+        for name in RUNNER_FILES:
+            await asyncio.to_thread(fs.remove, name)
         yield self
 
     # ---- files -------------------------------------------------------------------------------------------

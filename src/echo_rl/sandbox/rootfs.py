@@ -91,6 +91,11 @@ class RootFS:
                 os.symlink(link, name, dir_fd=root)
             os.chown(name, *self._owner, dir_fd=root, follow_symlinks=False)
 
+    def remove(self, name: str) -> None:
+        """Remove the top-level entry ``name``, whatever it is (nothing when missing)."""
+        with _Fd(os.open(self.root, os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)) as root:
+            _remove(root, name)
+
     def _open(self, path: str, flags: int) -> int:
         with _Fd(os.open(self.root, os.O_DIRECTORY | os.O_PATH | os.O_CLOEXEC)) as root_fd:
             return _open_in_root(root_fd, path.lstrip("/"), flags)
