@@ -3,7 +3,7 @@ both from the same per-token log-probs of ONE forward pass over the transcript.
 
     L = w_π · L_GRPO(A) + w_env · L_env(O')
 
-    L_env = (1/|S|) Σ_s (1/Z_s) Σ_{t∈O'_s} −log p(x_t | x_<t)
+    L_env = (1/|S|) Σ_s (1/Z_s) Σ_{t∈O'_s} −log p(x_t | x_<t)      (:func:`echo_rl.loss.env_cross_entropy`)
     Z_s   = |O_s|  (full_observation_tokens: all observation content, warnings included — paper)
           | |O'_s| (selected_tokens: the targets left after filters) | C (constant: norm_constant)
 
@@ -32,11 +32,21 @@ import torch
 from torch import Tensor
 
 from echo_rl.config import EnvLossConfig, ObjectiveConfig
+from echo_rl.loss import Normalizer, combine
+from echo_rl.loss import env_cross_entropy as env_ce_loss
 from echo_rl.objective.grpo import masked_mean, policy_term
 from echo_rl.objective.logprobs import Temperature, TokenLogprobs, token_logprobs
 
 if TYPE_CHECKING:
     from echo_rl.batch import Batch
+
+
+# echo-rl's config names of the normalisers of :func:`echo_rl.loss.env_cross_entropy`
+NORMALIZERS: dict[str, Normalizer] = {
+    "full_observation_tokens": "observation",
+    "selected_tokens": "sequence",
+    "constant": "constant",
+}
 
 
 def scheduled_lambda(cfg: EnvLossConfig, step: int) -> float:
@@ -104,13 +114,14 @@ def env_term(logprobs: Tensor, batch: Batch, cfg: EnvLossConfig) -> tuple[Tensor
     targets left after filters (target_ce)."""
     nll = -logprobs
     targets = batch.target_mask.float()
-    if cfg.normalization == "full_observation_tokens":
-        z = batch.obs_count
-    elif cfg.normalization == "selected_tokens":
-        z = targets.sum(1)
-    else:
-        z = torch.full_like(batch.obs_count, cfg.norm_constant)
-    loss = ((nll * targets).sum(1) / z.clamp(min=1)).sum() / max(batch.n_seqs, 1.0)
+    loss = env_ce_loss(
+        logprobs,
+        batch.target_mask,
+        NORMALIZERS[cfg.normalization],
+        obs_count=batch.obs_count,
+        constant=cfg.norm_constant,
+        n_seqs=batch.n_seqs,
+    )
     with torch.no_grad():
         metrics = {
             "env_loss": loss.item(),
@@ -139,12 +150,6 @@ def loss_terms(token_lp: TokenLogprobs, batch: Batch, cfg: ObjectiveConfig) -> t
     return policy, env, metrics
 
 
-def weighted_sum(policy: Tensor, env: Tensor, w_policy: float, w_env: float) -> Tensor:
-    """w_π·L_GRPO + w_env·L_env, leaving zero-weight terms out (both zero: 0·L_GRPO, graph intact)."""
-    terms = [w * term for w, term in ((w_policy, policy), (w_env, env)) if w != 0]
-    return sum(terms[1:], terms[0]) if terms else policy * 0.0
-
-
 def echo_loss(
     model_or_logprobs: torch.nn.Module | TokenLogprobs,
     batch: Batch,
@@ -165,7 +170,7 @@ def echo_loss(
     w_policy, w_env = term_weights(cfg, step)
     if env_weight is not None:
         w_env = env_weight
-    loss = weighted_sum(policy, env, w_policy, w_env)
+    loss = combine(policy, env, w_policy, w_env)
     scaled = w_env * metrics["env_loss"]
     metrics |= {
         "loss": loss.item(),
