@@ -122,6 +122,16 @@ def _scatter_positions(values: Tensor, selected: Tensor) -> Tensor:
     return F.pad(rest, (1, 0))
 
 
+def hidden_logprobs(
+    hidden: Tensor, weight: Tensor, targets: Tensor, temperature: float = 1.0, chunk_size: int = 1024
+) -> Tensor:
+    """log p(targets[i]) for each row of ``hidden`` [N, H] (states one position before each target) under the
+    output projection ``weight`` [V, H] at temperature τ: the chunked projection above, for a caller that
+    already ran the model body (e.g. a forward hook inside another trainer's pass). [N] float32."""
+    inv_temp = torch.full((hidden.shape[0],), 1.0 / temperature, dtype=torch.float32, device=hidden.device)
+    return _ChunkedLogprobs.apply(hidden, weight, targets, inv_temp, chunk_size, False)[0]
+
+
 def token_logprobs(
     model: torch.nn.Module,
     input_ids: Tensor,
