@@ -53,7 +53,10 @@ class SandboxConfig(Section):
     max_file_size_mb: int = Field(512, gt=0)
     cpu_time_s: int = Field(900, gt=0)
     allow_network: bool = False
-    pool_size: int = Field(8, ge=1)
+    pool_size: int = Field(
+        32, ge=1, description="episodes (sandboxes) at once; at least one step's tasks_per_step x rollouts_per_task "
+        "keeps a step to one batched generation per turn"
+    )
     engine_url: str | None = Field(None, description="Docker API URL; default: DOCKER_HOST or podman's socket")
     tls_verify: bool = Field(False, description="remote engine: verify its certificate (against tls_ca_cert)")
     tls_ca_cert: str | None = Field(None, description="remote engine: CA certificate file (PEM)")
