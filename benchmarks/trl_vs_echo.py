@@ -73,7 +73,6 @@ def worker_echo_rl(a: argparse.Namespace, turns: int, out: Path) -> dict:
         "step_s": [r["step_s"] for r in steps],
         "rollout_s": [r["rollout_s"] for r in steps],
         "tokens": [r["action_tokens"] for r in steps],
-        "prompt_tokens": None,
     }
 
 
@@ -134,7 +133,6 @@ def worker_trl(a: argparse.Namespace, turns: int, out: Path, echo: bool) -> dict
         "step_s": times,
         "rollout_s": None,
         "tokens": [entry["completions/mean_length"] * a.tasks * a.completions for entry in logs],
-        "prompt_tokens": None,
     }
 
 

@@ -14,7 +14,8 @@ than ``reset``/``get_reward`` is a tool, its schema read from the signature and 
   task's instruction;
 - ``run_command(command)`` runs one shell command in that sandbox and returns echo-rl's rendering of the
   terminal output (output, notices, ``(exit_code=N)``) — the tokens ``EchoGRPOTrainer`` trains on with λ;
-- ``get_reward`` runs the task's verifier (``tests/test.sh``) and stops the sandbox: 1.0 solved, else 0.0.
+- ``get_reward`` runs the task's verifier (``tests/test.sh``) and stops the sandbox: 1.0 solved, else 0.0
+  (None after an infrastructure error: TRL then leaves the rollout's reward out).
 
 Sandboxes run on one background event loop shared by every instance; a sandbox is always stopped (after
 its reward, at the next ``reset``, or at exit). The sandbox settings are ``EchoEnvironment.sandbox`` (a
@@ -35,7 +36,7 @@ from typing import Any, ClassVar, TypeVar
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
 from echo_rl.harness.render import render_output
-from echo_rl.sandbox.base import Sandbox
+from echo_rl.sandbox.base import Sandbox, SandboxError
 from echo_rl.tasks.corpus import resolve_tasks
 from echo_rl.tasks.environment import open_task_sandbox
 from echo_rl.tasks.task import Task
@@ -121,15 +122,20 @@ class EchoEnvironment:
             sandbox_truncated=result.truncated,
         )
 
-    def get_reward(self) -> float:
-        """The verifier's reward for the sandbox's final state (0.0 on any failure); stops the sandbox."""
+    def get_reward(self) -> float | None:
+        """The verifier's reward for the sandbox's final state (1.0 solved, else 0.0), or None after an
+        infrastructure error (TRL ignores a None reward, as echo-rl excludes ``infra_error`` rollouts); stops
+        the sandbox."""
         if self._task is None or self._sandbox is None:
-            return 0.0
+            return None
         timeout = self._task.verifier_timeout_s or DEFAULT_VERIFIER_TIMEOUT_S
         try:
-            return _submit(verify(self._task, self._sandbox.result(), timeout)).result().reward
+            result = _submit(verify(self._task, self._sandbox.result(), timeout)).result()
+        except SandboxError:  # the sandbox never started
+            return None
         finally:
             self._stop()
+        return None if result.outcome == "infra_error" else result.reward
 
     def _stop(self) -> None:
         sandbox, self._sandbox = self._sandbox, None
