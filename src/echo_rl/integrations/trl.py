@@ -112,7 +112,7 @@ class EchoGRPOTrainer(GRPOTrainer):
         self._captured = {"logps": [], "hidden": []}
         hook = None
         if not self._env_at_sampling_temperature:
-            backbone = self.accelerator.unwrap_model(model).base_model
+            backbone = self._causal_lm(model).base_model
             hook = backbone.register_forward_hook(
                 lambda _m, _a, out: self._captured["hidden"].append(out.last_hidden_state)
             )
@@ -139,6 +139,11 @@ class EchoGRPOTrainer(GRPOTrainer):
             self._metrics[mode]["echo/env_tokens"].append(float(env_mask.sum()))
         return loss + self.env_lambda * env_loss / scale
 
+    def _causal_lm(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The transformers causal LM inside accelerate's (and PEFT's) wrappers, as TRL patches it."""
+        module = self.accelerator.unwrap_model(model)
+        return module.get_base_model() if hasattr(module, "get_base_model") else module
+
     @staticmethod
     def env_mask(inputs: dict[str, Any]) -> Tensor:
         """O' [B, C] over the completion tokens: real tokens that the tool loop inserted (tool_mask 0)."""
@@ -153,7 +158,7 @@ class EchoGRPOTrainer(GRPOTrainer):
         prompt_len = inputs["prompt_ids"].shape[1]
         completion_ids = inputs["completion_ids"]
         states = hidden[:, prompt_len - 1 : prompt_len - 1 + completion_ids.shape[1]][env_mask]
-        head = self.accelerator.unwrap_model(model).get_output_embeddings()
+        head = self._causal_lm(model).get_output_embeddings()
         values = hidden_logprobs(states, head.weight, completion_ids[env_mask], float(self.env_temperature))
         return values.new_zeros(env_mask.shape).masked_scatter(env_mask, values)
 
