@@ -1,7 +1,7 @@
 """TRL's GRPOTrainer vs ``echo-rl train`` vs EchoGRPOTrainer on the same model, tasks and batch.
 
     python benchmarks/trl_vs_echo.py [--steps 4] [--repeats 2] [--tasks 8] [--completions 4] [--tokens 64]
-                                     [--cases single,multi] [--threads 1]
+                                     [--cases single,multi] [--threads 1] [--loss-only]
 
 Every trainer starts from the same randomly initialised tiny Qwen3 (``load_policy_model("tiny")``), trains
 GRPO (λ = 0.05 for the ECHO trainers) at lr 5e-5 on the same ``--tasks`` generated tasks (the train split of
@@ -21,6 +21,10 @@ hits every trainer alike; the first step (warm-up) is dropped. Reported per trai
 (median and range over every step of every round), sampled tokens per second of step, peak RSS of the
 trainer's process, and ratios to TRL's GRPOTrainer of the same case. On a shared machine (other jobs on the
 cores) compare the ratios, never the absolute figures.
+
+Last, ``--loss-only`` alone: the one piece of a step EchoGRPOTrainer changes — TRL's loss + backward against
+EchoGRPOTrainer's on the same batch, interleaved, in process CPU time (steadier than whole steps on a busy
+machine; generation, tools and rewards are TRL's own code in both).
 """
 
 from __future__ import annotations
@@ -136,6 +140,62 @@ def worker_trl(a: argparse.Namespace, turns: int, out: Path, echo: bool) -> dict
     }
 
 
+def loss_overhead(a: argparse.Namespace, repeats: int = 12) -> None:
+    """The only code EchoGRPOTrainer changes: TRL's loss + backward vs EchoGRPOTrainer's (λ = 0.05, env CE
+    from the same pass at the sampling temperature, and at τ' = 1), on one batch of ``--tasks × --completions``
+    rows (220 prompt tokens, 2 × ``--tokens`` completion tokens of which a third tool output), interleaved;
+    process CPU time, which other jobs on the machine disturb less than wall time."""
+    os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
+    import copy
+
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from echo_rl.integrations.trl import EchoGRPOTrainer
+    from echo_rl.models.load import load_policy_model
+
+    torch.set_num_threads(a.threads)
+    model, tokenizer = load_policy_model("tiny")
+    rows, prompt, completion = a.tasks * a.completions, 220, 2 * a.tokens
+    args = GRPOConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=rows,
+                      num_generations=a.completions, report_to=[], use_cpu=True, bf16=False,
+                      gradient_checkpointing=False, temperature=0.8)
+    data = Dataset.from_list([{"prompt": "x"}] * rows)
+    reward = [lambda completions, **_: [0.0] * len(completions)]
+    trainers = {
+        "TRL GRPOTrainer": GRPOTrainer(model=copy.deepcopy(model), args=args, processing_class=tokenizer,
+                                       reward_funcs=reward, train_dataset=data),
+        "EchoGRPOTrainer": EchoGRPOTrainer(model=copy.deepcopy(model), args=args, processing_class=tokenizer,
+                                           reward_funcs=reward, train_dataset=data, env_lambda=0.05),
+        "EchoGRPOTrainer τ'=1": EchoGRPOTrainer(model=copy.deepcopy(model), args=args, processing_class=tokenizer,
+                                                reward_funcs=reward, train_dataset=data, env_lambda=0.05,
+                                                env_temperature=1.0),
+    }
+    g = torch.Generator().manual_seed(0)
+    tool_mask = torch.ones(rows, completion, dtype=torch.long)
+    tool_mask[:, completion // 3 : 2 * completion // 3] = 0
+    inputs = {"prompt_ids": torch.randint(0, len(tokenizer), (rows, prompt), generator=g),
+              "prompt_mask": torch.ones(rows, prompt, dtype=torch.long),
+              "completion_ids": torch.randint(0, len(tokenizer), (rows, completion), generator=g),
+              "completion_mask": torch.ones(rows, completion, dtype=torch.long), "tool_mask": tool_mask,
+              "advantages": torch.randn(rows, generator=g), "num_items_in_batch": torch.tensor(rows * completion)}
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for _ in range(repeats):
+        for name, trainer in trainers.items():
+            trainer.current_gradient_accumulation_steps = 1
+            trainer.model.train()
+            trainer.model.zero_grad(set_to_none=True)
+            start = time.process_time()
+            trainer.compute_loss(trainer.model, inputs).backward()
+            times[name].append(time.process_time() - start)
+    base = statistics.median(times["TRL GRPOTrainer"][1:])
+    print(f"\nloss + backward, {rows} rows x {prompt + completion} tokens, CPU s over {repeats - 1} interleaved repeats")
+    print("| trainer | CPU s median (range) | vs TRL |\n|---|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {_spread(values[1:])} | {statistics.median(values[1:]) / base:.3f} |")
+
+
 def run_worker(a: argparse.Namespace) -> None:
     trainer, turns = a.worker, 1 if a.case == "single" else 2
     with tempfile.TemporaryDirectory(prefix="bench-trl-") as tmp:
@@ -162,11 +222,15 @@ def main() -> None:
     parser.add_argument("--cases", default="single,multi")
     parser.add_argument("--trainers", default=",".join(TRAINERS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--loss-only", action="store_true", help="only the loss + backward comparison")
     parser.add_argument("--worker", choices=TRAINERS, help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.worker:
         run_worker(a)
+        return
+    if a.loss_only:
+        loss_overhead(a)
         return
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONPATH": str(ROOT / "src")}
     results: dict[tuple[str, str], list[dict]] = {}
@@ -203,6 +267,7 @@ def main() -> None:
                 base = (statistics.median(steps), rss)
             print(f"| {case} | {LABELS[trainer]} | {_spread(steps)}{extra} | {rate:.0f} | {rss:.0f} | "
                   f"{statistics.median(steps) / base[0]:.2f} | {rss / base[1]:.2f} |")
+    loss_overhead(a)
 
 
 if __name__ == "__main__":
