@@ -102,14 +102,21 @@ def build(config_args: tuple[str, ...], out: Path) -> None:
 
 
 @tasks.command("import")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source")
+@click.option("--base-image", help="intercode-bash: FROM image of the Dockerfiles (default: sandbox.base_image).")
+@config_arguments
 @out_option(required=True)
-def import_command(source: Path, out: Path) -> None:
-    """Import Harbor tasks from SOURCE: a directory of task folders, or OpenThoughts parquet file(s)
-    (a task_binary column holding a tar of a task folder)."""
+def import_command(source: str, base_image: str | None, config_args: tuple[str, ...], out: Path) -> None:
+    """Import Harbor tasks from SOURCE: a directory of task folders, OpenThoughts parquet file(s)
+    (a task_binary column holding a tar of a task folder), or `intercode-bash` (the 300 InterCode-Bash
+    tasks of the icalfa package)."""
+    from echo_rl.tasks.intercode import SOURCE_NAME, import_intercode
     from echo_rl.tasks.importer import import_tasks
 
-    summary = import_tasks(source, out)
+    if source == SOURCE_NAME:
+        summary = import_intercode(out, base_image or _config(config_args).sandbox.base_image)
+    else:
+        summary = import_tasks(source, out)
     for error in summary.errors:
         click.echo(f"skipped: {error}", err=True)
     click.echo(f"imported {len(summary.imported)} tasks into {out}, skipped {len(summary.errors)}")

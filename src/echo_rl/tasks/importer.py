@@ -119,6 +119,13 @@ def import_tasks(source: str | Path, out: str | Path) -> ImportSummary:
         tasks, summary.errors = report.tasks, report.errors
     else:
         raise UserError("no such file or directory", where=str(source))
+    write_imported(tasks, out, summary)
+    return summary
+
+
+def write_imported(tasks: list[Task], out: Path, summary: ImportSummary) -> None:
+    """Write ``tasks`` into ``out`` (new or empty) as Harbor folders with an ``index.jsonl``, names made
+    unique with a ``-N`` suffix, each recorded in ``summary.imported``."""
     if out.exists() and any(out.iterdir()):
         raise UserError("output directory is not empty", where=str(out))
     out.mkdir(parents=True, exist_ok=True)
@@ -134,4 +141,3 @@ def import_tasks(source: str | Path, out: str | Path) -> ImportSummary:
         rows.append(index_row(task, None, name))
         summary.imported.append(name)
     write_index(out, rows)
-    return summary
