@@ -8,12 +8,13 @@ Only icalfa's data files are read (``assets/datasets/nl2bash_fs_N.json``, ``asse
 so ``pip install --no-deps icalfa==0.3.6`` is enough. Each query becomes one task:
 
     environment/setup.sh      the set-up script of its file system (run from /; the Dockerfile runs it too),
-                              with gzip -n and tar --mtime=@0 so that a re-run gives the same bytes
+                              then a copy of the initial state (every path the diff covers)
     environment/Dockerfile    FROM the base image, python3 installed when missing, the set-up run at build
     instruction.md            the query, where the agent is, and where its answer goes (/tmp/answer.txt)
     tests/test.sh, check.py   InterCode's scoring against the gold command (see intercode_check)
-    tests/setup.sh, gold.json the set-up again (the verifier restores the initial state) and the gold command
-    solution/solve.sh         the gold command, its output saved as the answer (no turn markers: one turn)
+    tests/gold.json           the gold command
+    solution/solve.sh         the gold command (``bash -c``, as the verifier runs it), its output saved as the
+                              answer (no turn markers: one turn)
 
 InterCode ran set-ups 1-4 on ``ubuntu:noble`` with extra tools (tree, jq, imagemagick, dnsutils, …) and
 set-up 5 on alpine under ``/bin/sh``; here every set-up runs on the sandbox's own base (the host's tools
@@ -25,10 +26,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 from pathlib import Path
 
 from echo_rl.errors import UserError
 from echo_rl.tasks.importer import ImportSummary, write_imported
+from echo_rl.tasks.intercode_check import EXCLUDED, INITIAL_COPY
 from echo_rl.tasks.task import Task
 
 SOURCE_NAME = "intercode-bash"
@@ -52,11 +55,16 @@ output it prints. Save the output (stdout and stderr) of the command that answer
 `{answer}`, for example `ls -l > {answer} 2>&1`. A task that only changes files needs no answer file.
 """
 
-# Archives the set-ups make carry timestamps; the verifier re-runs the set-up, which must give the same bytes.
-REPRODUCIBLE = b"""# echo-rl: archives without timestamps, so that re-running this set-up reproduces its bytes
-gzip() { command gzip -n "$@"; }
-tar() { command tar --mtime=@0 "$@"; }
-"""
+# Appended to each set-up: a copy of every top-level path the diff covers (mtimes kept), on which the
+# verifier runs the gold command, as InterCode runs it in a second container built from the same image.
+KEEP_INITIAL = f"""
+# echo-rl: keep a copy of the initial state (mtimes included) for the verifier's gold run
+rm -rf {INITIAL_COPY} && mkdir -p {INITIAL_COPY}
+for path in /* /.[!.]*; do
+    case "${{path#/}}" in {"|".join(sorted(EXCLUDED))}) continue ;; esac
+    if [ -e "$path" ] || [ -L "$path" ]; then cp -a "$path" {INITIAL_COPY}/; fi
+done
+""".encode()
 
 DOCKERFILE = """FROM {base_image}
 RUN command -v python3 >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive \\
@@ -116,9 +124,8 @@ def intercode_task(setup: int, index: int, item: dict[str, object], setup_script
         "environment/Dockerfile": DOCKERFILE.format(base_image=base_image).encode(),
         "tests/test.sh": TEST_SH.encode(),
         "tests/check.py": CHECK_SCRIPT,
-        "tests/setup.sh": setup_script,
         "tests/gold.json": json.dumps({"gold": gold}).encode(),
-        "solution/solve.sh": f"#!/bin/bash\ncd /\n{{\n{gold}\n}} > {ANSWER} 2>&1\n".encode(),
+        "solution/solve.sh": f"#!/bin/bash\ncd /\nbash -c {shlex.quote(gold)} > {ANSWER} 2>&1\n".encode(),
     }
     executables = frozenset({"tests/test.sh", "solution/solve.sh", "environment/setup.sh"})
     return Task(name, INSTRUCTION.format(query=query, answer=ANSWER), config, files, executables)
@@ -129,7 +136,7 @@ def intercode_tasks(base_image: str, setups: tuple[int, ...] = SETUPS) -> list[T
     assets = icalfa_assets()
     tasks = []
     for setup in setups:
-        script = REPRODUCIBLE + (assets / "docker" / f"setup_nl2b_fs_{setup}.sh").read_bytes()
+        script = (assets / "docker" / f"setup_nl2b_fs_{setup}.sh").read_bytes() + KEEP_INITIAL
         tasks += [intercode_task(setup, i, item, script, base_image) for i, item in enumerate(_queries(assets, setup))]
     return tasks
 

@@ -10,7 +10,8 @@ Here, in the agent's own sandbox:
 
 1. snapshot the agent's final state: every path under ``/`` outside :data:`EXCLUDED` with its kind, md5
    and executable bit; its answer is ``/tmp/answer.txt`` (absent: empty output);
-2. restore the initial state: remove those paths and re-run ``/tests/setup.sh`` (the task's set-up);
+2. restore the initial state: remove those paths and copy back the copy the set-up kept in
+   :data:`INITIAL_COPY` (modification times included);
 3. run the gold command there from ``/`` with ``bash -c`` (the agent's shell), stdout and stderr
    together, and snapshot again;
 4. reward 1 iff the agent's diff equals the gold's (path, status) set, every path both added or modified
@@ -41,6 +42,7 @@ EXCLUDED = frozenset(
     "tmp tests logs solution lost+found .containerenv".split()
 )
 ANSWER = "/tmp/answer.txt"
+INITIAL_COPY = "/var/lib/echo-rl/intercode-initial"
 GOLD_TIMEOUT_S = 60
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn TfidfVectorizer's default token pattern
 
@@ -122,8 +124,8 @@ def _make_removable(function, path, _exc) -> None:  # noqa: ANN001 - shutil.rmtr
     function(path)
 
 
-def restore_initial_state(setup: str) -> None:
-    """Remove every path outside EXCLUDED under ``/`` and run the task's set-up script again."""
+def restore_initial_state() -> None:
+    """Remove every path outside EXCLUDED under ``/`` and copy the kept initial state back."""
     for name in os.listdir("/"):
         path = os.path.join("/", name)
         if name in EXCLUDED:
@@ -132,7 +134,7 @@ def restore_initial_state(setup: str) -> None:
             shutil.rmtree(path, onerror=_make_removable)
         else:
             os.unlink(path)
-    subprocess.run(["bash", setup], cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(["cp", "-a", f"{INITIAL_COPY}/.", "/"], check=True)
 
 
 def gold_environment() -> dict[str, str]:
@@ -161,7 +163,7 @@ def main() -> None:
             agent_output = handle.read().decode("utf-8", errors="replace")
     except OSError:
         agent_output = ""
-    restore_initial_state("/tests/setup.sh")
+    restore_initial_state()
     initial = snapshot()
     gold_output = run_gold(spec["gold"])
     gold_state = snapshot()
