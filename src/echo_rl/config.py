@@ -333,6 +333,10 @@ class TrainConfig(Section):
     sft_epochs: float = Field(1.0, gt=0)
     sft_batch_size: int = Field(16, ge=1, description="expert transcripts per SFT optimizer step")
     sft_env_loss_weight: float = Field(0.0, ge=0, description="weight of the env-token CE during SFT")
+    sft_transcripts: str | None = Field(
+        None, description="SFT demonstrations from this file (rollout-run trajectories or text JSONL, see README); "
+        "None: the train tasks' reference solutions"
+    )
 
     @model_validator(mode="after")
     def _mini_batches_of_whole_groups(self) -> TrainConfig:
@@ -352,7 +356,8 @@ class EvalConfig(Section):
     sampled: bool = True
     greedy: bool = True
     heldout_transcripts: str | None = Field(
-        None, description="file of fixed off-policy transcripts for held-out env CE (built once if missing)"
+        None, description="file of fixed off-policy transcripts for held-out env CE: rollout-run trajectories or "
+        "text JSONL of any agent (see README); built once from the reference solutions if missing"
     )
     heldout_transcript_tasks: int = Field(32, ge=1, description="reference-solver transcripts in that file")
     max_tasks: int | None = Field(None, ge=1, description="cap on tasks per split")

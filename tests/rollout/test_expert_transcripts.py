@@ -15,7 +15,8 @@ from echo_rl.tasks.task import Task
 def test_reference_replay_becomes_a_clean_solved_transcript(chat):
     tasks = [generate("pointer_chase", 4), generate("log_count", 4)]
     broken = Task("broken-2", "x", files={"environment/setup.sh": b"exit 1\n", "tests/test.sh": b"exit 0\n"})
-    transcripts = asyncio.run(record_expert_transcripts([*tasks, broken], chat, config()))
+    recording = asyncio.run(record_expert_transcripts([*tasks, broken], chat, config()))
+    transcripts = recording.transcripts
     assert [t.task_id for t in transcripts] == [t.name for t in tasks]  # the broken task is left out
     for task, transcript in zip(tasks, transcripts, strict=True):
         assert (transcript.outcome, transcript.reward, transcript.stop_reason) == ("solved", 1.0, "done")

@@ -126,7 +126,7 @@ def _chat(tokenizer: Any, cfg: RunConfig) -> ChatFormat:
 
 def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: Any = None) -> Prepared:
     """Build (or reuse) everything of stage 1 under ``cache/<key>``; see the module docstring."""
-    from echo_rl.eval.heldout import tokenizer_fingerprint
+    from echo_rl.harness.chat import tokenizer_fingerprint
     from echo_rl.models.load import save_checkpoint
     from echo_rl.models.tiny import build_tiny_qwen3
     from echo_rl.models.tokenizer import train_tokenizer

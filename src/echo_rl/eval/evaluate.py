@@ -37,12 +37,14 @@ from echo_rl.train.distributed import DistContext, gather_lists, shard
 
 @dataclass
 class EnvCESet:
-    """The model scored and the fixed off-policy transcripts it is scored on."""
+    """The model scored and the fixed off-policy transcripts it is scored on; with no transcripts,
+    ``skipped`` says why (reported as ``env_ce_skipped``)."""
 
     model: torch.nn.Module
     transcripts: Sequence[Trajectory]
     path: Path
     pad_id: int
+    skipped: str | None = None
 
 
 class Evaluator:
@@ -90,9 +92,11 @@ class Evaluator:
                 if run is not None and self.ctx.is_main:
                     save_trajectories(run.rollouts / f"eval-step-{step:06d}-{split}-{mode}.jsonl", episodes)
         result: dict[str, Any] = {"step": step, "scores": scores, "env_ce": None}
-        if self.env_ce is not None:
-            ce = self.env_ce
+        ce = self.env_ce
+        if ce is not None and ce.transcripts:
             result["env_ce"] = heldout_env_ce(ce.model, ce.transcripts, self.cfg, ce.pad_id, self.ctx, ce.path)
+        elif ce is not None:
+            result["env_ce_skipped"] = ce.skipped
         if run is not None and self.ctx.is_main:
             write_result(run, result)
         return result

@@ -1,9 +1,11 @@
 """Held-out env-token cross-entropy on a FIXED set of off-policy transcripts (method §6).
 
-The transcripts are the reference solver's (expert transcripts recorded in the sandbox from the tasks'
-reference solutions), written once to a file and reused by every run that names the same file, so GRPO
-and ECHO are measured on the very same tokens. Each transcript carries the fingerprint of the tokenizer
-that produced its ids; a file made with another tokenizer is refused (one-line UserError).
+The transcripts come from ``eval.heldout_transcripts``: a file of any agent's episodes — the paper's "different,
+stronger policy" — as ``echo-rl rollout run`` writes them or as text (:mod:`echo_rl.rollout.transcript_file`).
+When the file does not exist, the reference solver's transcripts (the tasks' reference solutions replayed in
+the sandbox) are written there once; every run naming the same file is measured on the very same tokens.
+Token ids made with another tokenizer are refused (one-line UserError). With no transcript at all (no task
+has a replayable reference) the evaluation runs without env CE and says why.
 
 The score is Σ −log p(x_t | x_<t) over the terminal-output (ENV) tokens of all transcripts divided by
 their number, at temperature 1 (:func:`echo_rl.objective.env_cross_entropy`).
@@ -12,7 +14,7 @@ their number, at temperature 1 (:func:`echo_rl.objective.env_cross_entropy`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,39 +23,41 @@ import torch
 
 from echo_rl.batch import collate
 from echo_rl.config import RunConfig
-from echo_rl.errors import UserError
-from echo_rl.harness.chat import ChatFormat
+from echo_rl.harness.chat import ChatFormat, tokenizer_fingerprint
 from echo_rl.objective import env_cross_entropy
 from echo_rl.rollout.expert import record_expert_transcripts
-from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
+from echo_rl.rollout.trajectory import Trajectory, save_trajectories
+from echo_rl.rollout.transcript_file import load_transcript_file
 from echo_rl.tasks.task import Task
 from echo_rl.train.distributed import DistContext, all_reduce_sum, shard
 
-
-def tokenizer_fingerprint(chat: ChatFormat) -> str:
-    """A hash of the tokenizer's vocabulary and merges and of the chat template."""
-    tokenizer = chat.tokenizer
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256((text + str(tokenizer.chat_template)).encode()).hexdigest()[:16]
+log = logging.getLogger(__name__)
 
 
-def load_or_record(path: Path, tasks: Sequence[Task], chat: ChatFormat, cfg: RunConfig, label: str) -> list[Trajectory]:
-    """The transcripts in ``path``; when the file does not exist, record them first from the reference
-    solutions of (at most ``eval.heldout_transcript_tasks`` of) ``tasks`` and write the file."""
-    fingerprint = tokenizer_fingerprint(chat)
+def load_or_record(
+    path: Path, tasks: Sequence[Task], chat: ChatFormat, cfg: RunConfig, label: str, *,
+    known: Sequence[Task] = (), record: bool = True,
+) -> tuple[list[Trajectory], str | None]:
+    """The transcripts in ``path`` (:func:`~echo_rl.rollout.transcript_file.load_transcript_file`: echo-rl
+    trajectories or the text of any agent's episodes; instructions looked up among ``known``), and None.
+    When the file does not exist and ``record`` is set, the reference solutions of (at most
+    ``eval.heldout_transcript_tasks`` of) ``tasks`` are replayed and written there first; tasks without a
+    replayable reference are skipped with a warning. When nothing could be recorded: ``([], reason)``."""
     if not path.is_file():
-        chosen = list(tasks)[: cfg.eval.heldout_transcript_tasks]
-        recorded = asyncio.run(record_expert_transcripts(chosen, chat, cfg, label=label))
-        for transcript in recorded:
+        if not record:
+            return [], "no held-out transcript was recorded (see the main process's warnings)"
+        recording = asyncio.run(record_expert_transcripts(list(tasks)[: cfg.eval.heldout_transcript_tasks], chat,
+                                                          cfg, label=label))
+        for skipped in recording.skipped:
+            log.warning("held-out env CE: skipped %s", skipped)
+        if not recording.transcripts:
+            why = "; ".join(recording.skipped[:2]) or "no held-out or validation task"
+            return [], f"no reference transcript could be recorded ({len(recording.skipped)} skipped: {why})"
+        fingerprint = tokenizer_fingerprint(chat)
+        for transcript in recording.transcripts:
             transcript.meta["tokenizer"] = fingerprint
-        if not recorded:
-            raise UserError("no reference transcript could be recorded for held-out env CE", where=str(path))
-        save_trajectories(path, recorded)
-    transcripts = load_trajectories(path)
-    if any(t.meta.get("tokenizer") != fingerprint for t in transcripts):
-        raise UserError("held-out transcripts were made with another tokenizer; give a new file", where=str(path))
-    return transcripts
+        save_trajectories(path, recording.transcripts)
+    return load_transcript_file(path, chat, [*known, *tasks], cfg), None
 
 
 def heldout_env_ce(

@@ -18,6 +18,7 @@ concatenated pieces byte-exactly and whether the template is prefix-stable over 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -214,3 +215,11 @@ class ChatFormat:
 
 def _msg(role: str, content: str) -> dict[str, str]:
     return {"role": role, "content": content}
+
+
+def tokenizer_fingerprint(chat: ChatFormat) -> str:
+    """A hash of the tokenizer's vocabulary and merges and of the chat template."""
+    tokenizer = chat.tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256((text + str(tokenizer.chat_template)).encode()).hexdigest()[:16]

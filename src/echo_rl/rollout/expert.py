@@ -1,7 +1,7 @@
 """Expert transcripts: the reference solution as a trajectory, with the terminal's real outputs.
 
     trajectory = expert_transcript(task, steps, chat, verifier_result)     # steps from record_reference
-    trajectories = await record_expert_transcripts(tasks, chat, cfg)        # sandbox + replay + verify
+    recording = await record_expert_transcripts(tasks, chat, cfg)  # .transcripts, .skipped (with reasons)
 
 Each reference command becomes one action written in the harness's action format (with a fixed think
 block when the harness requires one) followed by the end-of-turn token — ACTION tokens with log-prob
@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from echo_rl.config import RunConfig
+from echo_rl.errors import UserError
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.harness.parse import parse_action
 from echo_rl.harness.render import render_action
@@ -23,8 +25,8 @@ from echo_rl.rollout.episode import retry_delay
 from echo_rl.rollout.trajectory import Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
 from echo_rl.sandbox.base import SandboxError
-from echo_rl.tasks.environment import open_task_sandbox
-from echo_rl.tasks.replay import ReferenceStep, record_reference
+from echo_rl.tasks.environment import check_runnable, open_task_sandbox
+from echo_rl.tasks.replay import ReferenceStep, record_reference, reference_turns
 from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import VerifierResult, verify
 
@@ -89,6 +91,14 @@ async def replay_verified(
     return None
 
 
+@dataclass
+class ExpertRecording:
+    """Transcripts of the tasks whose reference solution was replayed, and why the others were not."""
+
+    transcripts: list[Trajectory] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "task NAME: reason"
+
+
 async def record_expert_transcripts(
     tasks: Sequence[Task],
     chat: ChatFormat,
@@ -96,14 +106,24 @@ async def record_expert_transcripts(
     *,
     label: str = "echo-rl-expert",
     concurrency: int | None = None,
-) -> list[Trajectory]:
-    """Replay each task's reference solution in a fresh sandbox, verify it and build its transcript.
-    Tasks whose sandbox failed (after ``sandbox.infra_retries`` retries) are left out."""
+) -> ExpertRecording:
+    """Replay each task's reference solution (:func:`~echo_rl.tasks.replay.reference_turns`: per marked
+    turn, or the whole script as one turn) in a fresh sandbox, verify it and build its transcript. A task
+    without a replayable reference, one the backend cannot run, or whose sandbox failed (after
+    ``sandbox.infra_retries`` retries) is skipped with its reason."""
     slots = asyncio.Semaphore(concurrency or cfg.sandbox.pool_size)
+    recording = ExpertRecording()
 
     async def one(task: Task) -> Trajectory | None:
+        try:
+            reference_turns(task)
+            check_runnable(task, cfg.sandbox)
+        except UserError as err:
+            recording.skipped.append(str(err))
+            return None
         replayed = await replay_verified(task, cfg, slots, label=label)
         if replayed is None:
+            recording.skipped.append(f"task {task.name}: the sandbox failed on every attempt")
             return None
         steps, result = replayed
         return expert_transcript(
@@ -115,4 +135,6 @@ async def record_expert_transcripts(
             command_timeout_s=cfg.sandbox.command_timeout_s,
         )
 
-    return [t for t in await asyncio.gather(*(one(task) for task in tasks)) if t is not None]
+    found = await asyncio.gather(*(one(task) for task in tasks))
+    recording.transcripts = [t for t in found if t is not None]
+    return recording

@@ -4,7 +4,8 @@
     result = await run_oracle(task, cfg.sandbox)         # solution/solve.sh, then the verifier
     result = await run_noop(task, cfg.sandbox)           # the verifier on the initial state
 
-``record_reference`` gives expert transcripts with real observations (SFT data, the held-out env-CE set).
+``record_reference`` gives expert transcripts with real observations (SFT data, the held-out env-CE set);
+a ``solve.sh`` without turn markers is replayed as one turn (:func:`reference_turns`).
 """
 
 from __future__ import annotations
@@ -31,14 +32,36 @@ class ReferenceStep:
     result: ExecResult
 
 
-async def record_reference(task: Task, sandbox: Sandbox, timeout_s: float | None = None) -> list[ReferenceStep]:
-    """Run ``task.reference_commands`` one per turn in ``sandbox``'s persistent shell (as an agent's
-    commands run) and return each with its result. Raises :class:`UserError` when the task has no
-    per-turn reference solution, :class:`SandboxError` on infrastructure failure."""
+ONE_TURN_END = "ECHO_RL_SOLVE_SH"
+
+
+def reference_turns(task: Task) -> list[str]:
+    """The reference solution as one command per agent turn: the turns of a ``solve.sh`` with turn markers,
+    or, without markers, one turn that runs the whole script in a child bash (a heredoc, so that its
+    ``exit`` or ``set -e`` cannot end the agent's shell). Raises :class:`UserError` saying why a task has
+    no replayable reference (no ``solution/solve.sh``, or one the heredoc cannot hold)."""
     commands = task.reference_commands
-    if commands is None:
-        raise UserError("has no per-turn reference solution (solution/solve.sh with turn markers)",
+    if commands is not None:
+        return commands
+    data = task.files.get(SOLUTION_SCRIPT)
+    if data is None:
+        raise UserError("has no solution/solve.sh to replay", where=f"task {task.name}")
+    script = data.decode(errors="replace").rstrip("\n")
+    if ONE_TURN_END in script.splitlines():
+        raise UserError(f"solution/solve.sh has a line {ONE_TURN_END!r}: cannot replay it as one turn",
                         where=f"task {task.name}")
+    return [f"bash <<'{ONE_TURN_END}'\n{script}\n{ONE_TURN_END}"]
+
+
+async def record_reference(task: Task, sandbox: Sandbox, timeout_s: float | None = None) -> list[ReferenceStep]:
+    """Run :func:`reference_turns` one per turn in ``sandbox``'s persistent shell (as an agent's commands
+    run) and return each with its result. A one-turn replay first uploads the solution's other files to
+    ``/solution`` (where ``solve.sh`` finds them under Harbor). Raises :class:`UserError` when the task
+    has no replayable reference, :class:`SandboxError` on infrastructure failure."""
+    commands = reference_turns(task)
+    if task.reference_commands is None:
+        for rel, data in sorted(task.subtree("solution").items()):
+            await sandbox.upload(data, f"/solution/{rel}")
     return [ReferenceStep(command, await sandbox.exec(command, timeout_s=timeout_s)) for command in commands]
 
 

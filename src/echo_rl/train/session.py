@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from echo_rl.train.data import load_task_splits
 from echo_rl.train.distributed import DistContext, barrier, init_distributed
 from echo_rl.train.sinks import MetricsLogger, check_logging
 
+log = logging.getLogger(__name__)
 RESUMABLE = {"train": {"steps"}}  # config fields a resumed run may change
 
 
@@ -104,11 +106,16 @@ class Session:
         recorded by rank 0 on first use from the held-out tasks (validation tasks when there are none)."""
         path = Path(self.cfg.eval.heldout_transcripts or self.run.evals / "heldout_transcripts.jsonl")
         source = self.splits.get("heldout") or self.splits.get("validation") or []
+        known = [task for tasks in self.splits.values() for task in tasks]
         if self.ctx.is_main:
-            load_or_record(path, source, self.chat, self.cfg, self.label)
+            transcripts, skipped = load_or_record(path, source, self.chat, self.cfg, self.label, known=known)
         barrier(self.ctx)
-        transcripts = load_or_record(path, source, self.chat, self.cfg, self.label)
-        env_ce = EnvCESet(self.model, transcripts, path, self.pad_id)
+        if not self.ctx.is_main:
+            transcripts, skipped = load_or_record(path, source, self.chat, self.cfg, self.label, known=known,
+                                                  record=False)
+        if skipped:
+            log.warning("held-out env CE is not measured: %s", skipped)
+        env_ce = EnvCESet(self.model, transcripts, path, self.pad_id, skipped)
         return Evaluator(self.cfg, policy, self.chat, self.splits, label=self.label, ctx=self.ctx, env_ce=env_ce)
 
     def close(self) -> None:

@@ -2,7 +2,9 @@
 
     run_dir = sft(cfg, Path("runs/sft"))        # or: echo-rl sft CONFIG --out runs/sft
 
-The demonstrations are the train tasks' reference solutions replayed in the sandbox (real observations,
+The demonstrations are the solved transcripts of ``train.sft_transcripts`` (any agent's episodes, as
+``echo-rl rollout run`` writes them or as text: :mod:`echo_rl.rollout.transcript_file`) or, without it, the
+train tasks' reference solutions replayed in the sandbox (real observations,
 :func:`echo_rl.rollout.expert.record_expert_transcripts`), recorded once into
 ``RUN/rollouts/expert-train.jsonl`` and kept when the verifier solved them. Each step takes the next
 ``train.sft_batch_size`` of them from the seeded sampler; the loss of a transcript s, at temperature 1, is
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 import time
 from pathlib import Path
@@ -31,6 +34,7 @@ from echo_rl.errors import UserError
 from echo_rl.objective import aggregate, env_term, token_logprobs
 from echo_rl.rollout.expert import record_expert_transcripts
 from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
+from echo_rl.rollout.transcript_file import load_transcript_file
 from echo_rl.train.alarms import Alarm
 from echo_rl.train.distributed import (
     all_reduce_gradients,
@@ -46,18 +50,32 @@ from echo_rl.train.precision import compute_autocast
 from echo_rl.train.session import Session
 from echo_rl.train.update import reduce_metrics
 
+log = logging.getLogger(__name__)
+
 
 def expert_demonstrations(session: Session) -> list[Trajectory]:
-    """The solved expert transcripts of the train split (recorded by rank 0 on first use)."""
-    path = session.run.rollouts / "expert-train.jsonl"
-    if session.ctx.is_main and not path.is_file():
-        recorded = asyncio.run(record_expert_transcripts(session.splits["train"], session.chat, session.cfg,
-                                                         label=session.label))
-        save_trajectories(path, [t for t in recorded if t.outcome == "solved"])
-    barrier(session.ctx)
-    demos = load_trajectories(path)
+    """The solved transcripts of ``train.sft_transcripts`` when set (any agent's episodes, see
+    :mod:`echo_rl.rollout.transcript_file`), else of the train split's reference solutions (recorded by
+    rank 0 on first use into ``RUN/rollouts/expert-train.jsonl``; tasks without one are skipped, said once)."""
+    cfg = session.cfg
+    known = [task for tasks in session.splits.values() for task in tasks]
+    if cfg.train.sft_transcripts:
+        demos = load_transcript_file(cfg.train.sft_transcripts, session.chat, known, cfg)
+        where = f"{cfg.train.sft_transcripts} (train.sft_transcripts)"
+    else:
+        path = session.run.rollouts / "expert-train.jsonl"
+        if session.ctx.is_main and not path.is_file():
+            recording = asyncio.run(record_expert_transcripts(session.splits["train"], session.chat, cfg,
+                                                              label=session.label))
+            if recording.skipped:
+                log.warning("SFT: %d train tasks have no demonstration, e.g. %s", len(recording.skipped),
+                            recording.skipped[0])
+            save_trajectories(path, [t for t in recording.transcripts if t.outcome == "solved"])
+        barrier(session.ctx)
+        demos, where = load_trajectories(path), "the train tasks' reference solutions"
+    demos = [t for t in demos if t.outcome == "solved"]
     if not demos:
-        raise UserError("no reference solution of the train tasks was solved in the sandbox: nothing to imitate")
+        raise UserError(f"no solved transcript in {where}: nothing to imitate")
     return demos
 
 
