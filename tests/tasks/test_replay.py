@@ -49,7 +49,7 @@ def test_task_without_setup_cannot_run_locally(make_task, local_cfg):
     del task.files["environment/setup.sh"]
     with pytest.raises(UserError, match="has no environment/setup.sh"):
         asyncio.run(open_task_sandbox(task, local_cfg))
-    with pytest.raises(UserError, match="has no per-turn reference solution"):
+    with pytest.raises(UserError, match="has no solution/solve.sh to replay"):
         asyncio.run(record_reference(task, None))
 
 
