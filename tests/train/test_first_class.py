@@ -53,7 +53,7 @@ def test_unmarked_solutions_replay_as_one_turn_and_tasks_without_one_are_skipped
     # one command turn (the script's `exit 0` ends only its child bash) and the done call
     assert [turn.command is not None for turn in solved["count-words"].turns] == [True, False]
     assert solved["count-words"].turns[0].output == "5\n"
-    assert solved["install-config"].turns[0].output == "installed\n"  # found /solution/service.ini
+    assert solved["install-config"].turns[0].output == "installed\n"  # found /solution/$CONFIG_NAME ([solution] env)
     assert recording.skipped == ["task greet: has no solution/solve.sh to replay"]
 
 

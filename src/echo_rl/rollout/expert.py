@@ -27,6 +27,7 @@ from echo_rl.rollout.transcript import TranscriptBuilder
 from echo_rl.sandbox.base import SandboxError
 from echo_rl.tasks.environment import check_runnable, open_task_sandbox
 from echo_rl.tasks.replay import ReferenceStep, record_reference, reference_turns
+from echo_rl.tasks.settings import resolve_env
 from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import VerifierResult, verify
 
@@ -117,6 +118,7 @@ async def record_expert_transcripts(
     async def one(task: Task) -> Trajectory | None:
         try:
             reference_turns(task)
+            resolve_env(task.solution_env, "solution.env", task)
             check_runnable(task, cfg.sandbox)
         except UserError as err:
             recording.skipped.append(str(err))

@@ -55,14 +55,16 @@ def reference_turns(task: Task) -> list[str]:
 
 async def record_reference(task: Task, sandbox: Sandbox, timeout_s: float | None = None) -> list[ReferenceStep]:
     """Run :func:`reference_turns` one per turn in ``sandbox``'s persistent shell (as an agent's commands
-    run) and return each with its result. A one-turn replay first uploads the solution's other files to
-    ``/solution`` (where ``solve.sh`` finds them under Harbor). Raises :class:`UserError` when the task
-    has no replayable reference, :class:`SandboxError` on infrastructure failure."""
+    run) with the task's ``[solution] env``, and return each with its result. A one-turn replay first
+    uploads the solution's other files to ``/solution`` (where ``solve.sh`` finds them under Harbor). Raises
+    :class:`UserError` when the task has no replayable reference or its solution env cannot be resolved,
+    :class:`SandboxError` on infrastructure failure."""
     commands = reference_turns(task)
+    env = resolve_env(task.solution_env, "solution.env", task)
     if task.reference_commands is None:
         for rel, data in sorted(task.subtree("solution").items()):
             await sandbox.upload(data, f"/solution/{rel}")
-    return [ReferenceStep(command, await sandbox.exec(command, timeout_s=timeout_s)) for command in commands]
+    return [ReferenceStep(command, await sandbox.exec(command, timeout_s=timeout_s, env=env)) for command in commands]
 
 
 async def run_oracle(
