@@ -126,6 +126,41 @@ class LoraConfig(Section):
     )
 
 
+class VLLMConfig(Section):
+    """``policy.backend=vllm`` (EXPERIMENTAL: not yet run on a GPU; extra ``vllm``, CUDA only). One engine
+    per trainer process, colocated on the trainer's GPU: it may take ``gpu_memory_utilization`` of it,
+    sleeps while the trainer updates and receives the new weights through a worker extension
+    (:mod:`echo_rl.rollout.policy.vllm_worker`) after every update, then forgets its prefix cache."""
+
+    gpu_memory_utilization: float = Field(
+        0.35, gt=0, le=1, description="share of the GPU's memory the engine takes (weights, activations, KV "
+        "cache); the colocated trainer needs the rest"
+    )
+    enable_sleep_mode: bool = Field(
+        True, description="free the engine's GPU memory during the trainer's update (sleep) and take it back "
+        "after (wake_up: weights first, then the KV cache)"
+    )
+    sleep_level: Literal[1, 2] = Field(
+        1, description="1: weights copied to CPU memory, KV cache dropped; 2: both dropped (less CPU memory; "
+        "the sync after the update rewrites every weight)"
+    )
+    external_launcher: Literal["auto", "on", "off"] = Field(
+        "auto", description="vLLM's external_launcher executor: the engine joins the torchrun process group "
+        "(one engine per rank); auto: on under torchrun"
+    )
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="GPUs per engine; with external_launcher every rank of a tensor-parallel group must "
+        "sample the same prompts, so echo-rl (ranks sample different tasks) needs 1 there"
+    )
+    max_model_len: int | None = Field(None, ge=16, description="longest sequence (None: episode.max_context_tokens)")
+    max_num_seqs: int | None = Field(None, ge=1, description="sequences decoded at once (None: vLLM's default)")
+    enforce_eager: bool = Field(False, description="no CUDA graphs (less memory, slower decoding)")
+    enable_prefix_caching: bool = Field(True, description="reuse KV blocks of shared prefixes (reset at every sync)")
+    sync_chunk_mb: int = Field(
+        1024, ge=1, description="weights pushed into the engine per call, in MiB of the engine's dtype"
+    )
+
+
 class PolicyConfig(Section):
     """The model being trained and the backend that samples from it."""
 
@@ -149,6 +184,7 @@ class PolicyConfig(Section):
     )
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
     lora: LoraConfig = LoraConfig()
+    vllm: VLLMConfig = VLLMConfig()
 
 
 class TasksConfig(Section):

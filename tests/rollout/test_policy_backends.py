@@ -198,11 +198,12 @@ def test_vllm_backend_is_import_guarded():
     try:
         import vllm  # noqa: F401
     except ImportError:
+        from echo_rl.config import RunConfig
         from echo_rl.errors import UserError
         from echo_rl.rollout.policy.vllm import VLLMPolicy
 
         with pytest.raises(UserError, match="needs vLLM"):
-            VLLMPolicy("/nonexistent")
+            VLLMPolicy("/nonexistent", RunConfig())
     else:
         pytest.skip("vLLM is installed")
 

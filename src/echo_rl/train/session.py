@@ -2,8 +2,9 @@
 
 :func:`open_session` validates in this order, each problem a one-line :class:`UserError` with nothing
 written to ``--out``: the output directory (an existing run needs ``--resume``), the logging sinks, the
-tasks (missing directory, empty split, task the backend cannot run), the model (not a checkpoint, an
-incomplete checkpoint, a run without a checkpoint) and its tokenizer (no chat template, not byte-exact).
+sampling engine (vLLM installed, ``policy.vllm`` consistent), the tasks (missing directory, empty split,
+task the backend cannot run), the model (not a checkpoint, an incomplete checkpoint, a run without a
+checkpoint) and its tokenizer (no chat template, not byte-exact).
 Only then does rank 0 create the run directory, write ``config.yaml``, drop what a killed predecessor
 left (metrics past its last checkpoint, partial checkpoints, sandboxes of the run's label).
 """
@@ -29,6 +30,7 @@ from echo_rl.eval.heldout import load_or_record
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.models.load import load_policy_model
 from echo_rl.rollout.policy.base import Policy
+from echo_rl.rollout.policy.vllm import check_engine
 from echo_rl.rundir import RunDir, atomic_write_text
 from echo_rl.sandbox.gc import collect_garbage
 from echo_rl.tasks.task import Task
@@ -162,6 +164,8 @@ def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, 
     run = RunDir(Path(out))
     resume_from = _prepare_out(run, cfg, resume)
     check_logging(cfg.logging)
+    if cfg.policy.backend == "vllm":
+        check_engine(cfg)
     task_splits = load_task_splits(cfg, splits)
     spec = str(resume_from) if resume_from else resolve_model_spec(model or cfg.policy.model)
     # float32 master weights whatever policy.dtype says: that is the compute precision (train/precision.py)

@@ -31,7 +31,7 @@ from echo_rl.seeding import derive_seed
 from echo_rl.train.alarms import SIGNALS, Alarm, CollapseMonitor
 from echo_rl.train.distributed import gather_lists, shard
 from echo_rl.train.loop import Loop, run_loop
-from echo_rl.train.policy_sync import make_policy, sync_weights
+from echo_rl.train.policy_sync import make_policy, release_for_update, sync_weights
 from echo_rl.train.reference import load_reference
 from echo_rl.train.session import Session
 from echo_rl.train.sinks import write_transcripts
@@ -118,6 +118,7 @@ class Trainer(Loop):
         start = time.monotonic()
         local, refill = self.rollouts(step)
         rollout_s = time.monotonic() - start
+        release_for_update(self.policy)  # a colocated engine (vLLM) sleeps while the trainer updates
         update = policy_update(s.model, self.optimizer, self.scheduler, self.balancer, local, cfg, step, s.pad_id,
                                s.ctx, reference=self.reference)
         sync_weights(self.policy, s.model)

@@ -3,8 +3,8 @@
     policy, tokenizer = build_policy(cfg)        # cfg.policy picks backend and model
 
 ``transformers`` (:mod:`.hf`, the default; local checkpoints or ``tiny``/``smollm2-135m``), ``openai``
-(:mod:`.openai`, any OpenAI-compatible server; text only) and ``vllm`` (:mod:`.vllm`, import-guarded).
-A trainer that samples from the model it trains wraps it directly: ``TransformersPolicy(model, ...)``.
+(:mod:`.openai`, any OpenAI-compatible server; text only) and ``vllm`` (:mod:`.vllm`, import-guarded,
+experimental). A trainer that samples from the model it trains wraps it directly: ``TransformersPolicy(model, ...)``.
 """
 
 from __future__ import annotations
@@ -51,4 +51,4 @@ def build_policy(cfg: RunConfig) -> tuple[Policy, PreTrainedTokenizerBase]:
         return policy, tokenizer
     from echo_rl.rollout.policy.vllm import VLLMPolicy
 
-    return VLLMPolicy(str(resolve_checkpoint(pc.model)), dtype=pc.dtype, seed=cfg.seed), tokenizer
+    return VLLMPolicy(str(resolve_checkpoint(pc.model)), cfg, seed=cfg.seed), tokenizer
