@@ -16,13 +16,26 @@ from echo_rl.config import load_config_args
 
 @click.command()
 @config_arguments
-@out_option(required=True)
+@out_option()
 @click.option("--resume", is_flag=True, help="Continue from the latest checkpoint in --out.")
-def train(config_args: tuple[str, ...], out: Path, resume: bool) -> None:
+@click.option("--plan", is_flag=True, help="Print the per-rank memory plan of this run and exit (writes nothing).")
+@click.option("--world-size", type=click.IntRange(min=1), default=None,
+              help="With --plan: ranks to plan for (default: WORLD_SIZE, or 1).")
+@click.option("--device-memory-gb", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --plan: device memory per rank in GiB; exit 2 when the plan does not fit.")
+def train(config_args: tuple[str, ...], out: Path | None, resume: bool, plan: bool, world_size: int | None,
+          device_memory_gb: float | None) -> None:
     """RL training: GRPO, ECHO or env-only (objective.algorithm)."""
+    cfg = load_config_args(config_args)
+    if plan:
+        from echo_rl.train.memplan import print_plan
+
+        print_plan(cfg, world_size=world_size, device_memory_gb=device_memory_gb, echo=click.echo)
+        return
+    if out is None:
+        raise click.UsageError("Missing option '--out'.")
     from echo_rl.train.trainer import train as run_training
 
-    cfg = load_config_args(config_args)
     click.echo(f"run written to {run_training(cfg, out, resume=resume)}", err=True)
 
 
