@@ -27,13 +27,16 @@ def _qwen3(hidden=256, layers=4, heads=4, kv_heads=2, intermediate=768, vocab=40
                        tie_word_embeddings=True)
 
 
-_MEASURED: dict[bool, tuple[int, int]] = {}
+SMALL = {"hidden": 256, "layers": 4, "heads": 4, "kv_heads": 2, "intermediate": 768, "vocab": 4096}
+WIDE_VOCABULARY = {"hidden": 64, "layers": 2, "heads": 2, "kv_heads": 1, "intermediate": 192, "vocab": 16384}
+_MEASURED: dict[tuple[str, bool], tuple[int, int]] = {}
 
 
-def _plan_and_measure(checkpointing: bool, tokens: int = 1024) -> tuple[int, int]:
-    """(planned, measured) peak of one step of the small Qwen3 at ``tokens`` tokens (measured once)."""
-    if checkpointing not in _MEASURED:
-        config = _qwen3()
+def _plan_and_measure(sizes: dict, checkpointing: bool, tokens: int = 1024) -> tuple[int, int]:
+    """(planned, measured) peak of one step of a small Qwen3 at ``tokens`` tokens (measured once)."""
+    key = (repr(sizes), checkpointing)
+    if key not in _MEASURED:
+        config = _qwen3(**sizes)
         torch.manual_seed(0)
         model = Qwen3ForCausalLM(config)
         if checkpointing:
@@ -44,18 +47,19 @@ def _plan_and_measure(checkpointing: bool, tokens: int = 1024) -> tuple[int, int
             "train": {"micro_batch_size": 1}, "episode": {"max_context_tokens": tokens},
             "objective": {"logprob_chunk_size": 256}, "parallel": {"activation_checkpointing": checkpointing},
         })
-        _MEASURED[checkpointing] = memory_plan(cfg, shape=shape_from_config(config.to_dict(), "small")).total, measured
-    return _MEASURED[checkpointing]
+        _MEASURED[key] = memory_plan(cfg, shape=shape_from_config(config.to_dict(), "small")).total, measured
+    return _MEASURED[key]
 
 
-@pytest.mark.parametrize("checkpointing", [False, True])
-def test_plan_is_within_25_percent_of_the_measured_peak(checkpointing):
-    planned, measured = _plan_and_measure(checkpointing)
+@pytest.mark.parametrize(("sizes", "checkpointing"), [(SMALL, False), (SMALL, True), (WIDE_VOCABULARY, False)],
+                         ids=["layers", "layers-checkpointed", "log-prob-chunks"])
+def test_plan_is_within_25_percent_of_the_measured_peak(sizes, checkpointing):
+    planned, measured = _plan_and_measure(sizes, checkpointing)
     assert 0.75 <= planned / measured <= 1.25, (planned, measured)
 
 
 def test_checkpointing_lowers_planned_and_measured_peak_alike():
-    (off, measured_off), (on, measured_on) = _plan_and_measure(False), _plan_and_measure(True)
+    (off, measured_off), (on, measured_on) = _plan_and_measure(SMALL, False), _plan_and_measure(SMALL, True)
     assert on < 0.8 * off and measured_on < 0.8 * measured_off
     assert abs(on / off - measured_on / measured_off) < 0.15
 

@@ -38,9 +38,11 @@ every layer keeps A·bT; with ``parallel.activation_checkpointing`` each layer k
 per token) and one layer at a time is recomputed (A·bT). Besides the layers: the final norm ((4+s)h), RoPE's
 cos/sin (2·s·head_dim), the padding mask of b > 1 (b·T² bool), and the chunked log-prob computation of
 :mod:`echo_rl.objective.logprobs` (C = ``objective.logprob_chunk_size``): the gathered hidden states (s·h
-per token) kept for backward, and at its peak, in backward, the fp32 lm_head gradient accumulator (4hV),
-one chunk's fp32 logits gradient (4CV, + sCV for its cast when s < 4) and the hidden-state gradient
-(s·h per token). The forward's two [C × V] fp32 blocks (logits and entropy) are smaller than that.
+per token) kept for backward, plus the larger of its forward — one chunk's fp32 logits and entropy
+terms (8CV) — and its backward — the fp32 lm_head gradient accumulator (4hV), then one chunk's fp32
+logits gradient (4CV, + sCV for its cast when s < 4) or, at the end, the lm_head gradient in the weight's
+dtype (s·hV), and the hidden-state gradient (s·h per token). Models with a small width and a large
+vocabulary peak in the forward blocks (C > h), Qwen3-8B in the backward ones.
 
 vLLM (``policy.backend=vllm``): the engine holds ``policy.vllm.gpu_memory_utilization`` of the device
 while it samples; with sleep mode it frees all but ~1 GiB (CUDA graphs, context) during the update. The
@@ -278,8 +280,9 @@ def _activations(shape: ModelShape, cfg: RunConfig, s: int) -> int:
         layers = shape.layers * per_layer
     h, v, c = shape.hidden, shape.vocab, min(cfg.objective.logprob_chunk_size, n)
     around = (4 + s) * h * n + 2 * s * shape.head_dim * n + (b * t * t if b > 1 else 0)
-    logprob_backward = s * h * n + 4 * h * v + (4 + (s if s < 4 else 0)) * c * v + s * h * n
-    return layers + around + logprob_backward
+    forward_blocks = 8 * c * v
+    backward_blocks = 4 * h * v + max((4 + (s if s < 4 else 0)) * c * v, s * h * v) + s * h * n
+    return layers + around + s * h * n + max(forward_blocks, backward_blocks)
 
 
 def memory_plan(cfg: RunConfig, *, world_size: int = 1, shape: ModelShape | None = None) -> MemoryPlan:
