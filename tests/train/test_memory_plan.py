@@ -16,7 +16,7 @@ from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.models.load import resolve_checkpoint
 from echo_rl.train.memmeasure import measured_step_peak
-from echo_rl.train.memplan import GIB, PRESETS, memory_plan, model_shape, shape_from_config
+from echo_rl.train.memplan import GIB, PRESETS, memory_plan, model_shape, plan_for_device, shape_from_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
@@ -122,3 +122,15 @@ def test_unknown_model_for_the_plan_is_a_user_error():
     with pytest.raises(UserError, match="policy.model"):
         memory_plan(RunConfig.model_validate({"policy": {"model": "/no/such/model"}}))
     assert memory_plan(RunConfig.model_validate({"policy": {"model": "qwen3-1.7b"}})).total > GIB
+
+
+def test_vllm_engine_share_counts_while_sampling_and_names_its_field():
+    cfg = RunConfig.model_validate({
+        "policy": {"model": "qwen3-8b", "dtype": "bfloat16", "backend": "vllm", "vllm": {"gpu_memory_utilization": 0.9}},
+        "parallel": {"mode": "fsdp2", "activation_checkpointing": True},
+    })
+    plan = plan_for_device(cfg, world_size=8, device_bytes=80 * GIB)
+    assert plan.engine == int(0.9 * 80 * GIB) and plan.engine_asleep == GIB
+    assert plan.total == plan.rollout > plan.update
+    with pytest.raises(UserError, match=r"change policy\.vllm\.gpu_memory_utilization$"):
+        plan.check_fits(80 * GIB)

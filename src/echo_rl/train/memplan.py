@@ -35,7 +35,9 @@ with SDPA (an O(T) flash / memory-efficient kernel, never the T×T math path):
 
 so A = (4+s)(2h + q + kv) + s(4q + 2kv') + 4sI + 4(2 + 2·heads + kv_heads) bytes. Without checkpointing
 every layer keeps A·bT; with ``parallel.activation_checkpointing`` each layer keeps only its input (s·h
-per token) and one layer at a time is recomputed (A·bT). Besides the layers: the final norm ((4+s)h), RoPE's
+per token) and one layer at a time is recomputed in the body's backward (A·bT). A layer's backward adds
+the gradient flowing through the stream (s·h) and two [bT × I] gradients in its MLP (2·s·I per token);
+it runs after the log-prob pass below has freed its buffers, so the larger of the two counts. Besides the layers: the final norm ((4+s)h), RoPE's
 cos/sin (2·s·head_dim), the padding mask of b > 1 (b·T² bool), and the chunked log-prob computation of
 :mod:`echo_rl.objective.logprobs` (C = ``objective.logprob_chunk_size``): the gathered hidden states (s·h
 per token) kept for backward, plus the larger of its forward — one chunk's fp32 logits and entropy
@@ -274,15 +276,15 @@ def _activations(shape: ModelShape, cfg: RunConfig, s: int) -> int:
     per_layer = activation_bytes_per_token(shape, s, repeat_kv=b > 1) * n
     if cfg.policy.lora.enabled:  # each adapter saves its A-projection (r per token)
         per_layer += len(cfg.policy.lora.target_modules) * cfg.policy.lora.rank * s * n
-    if cfg.parallel.activation_checkpointing:
-        layers = shape.layers * shape.hidden * s * n + per_layer
-    else:
-        layers = shape.layers * per_layer
+    checkpointing = cfg.parallel.activation_checkpointing
+    layers = shape.layers * (shape.hidden * s * n if checkpointing else per_layer)
     h, v, c = shape.hidden, shape.vocab, min(cfg.objective.logprob_chunk_size, n)
     around = (4 + s) * h * n + 2 * s * shape.head_dim * n + (b * t * t if b > 1 else 0)
     forward_blocks = 8 * c * v
     backward_blocks = 4 * h * v + max((4 + (s if s < 4 else 0)) * c * v, s * h * v) + s * h * n
-    return layers + around + s * h * n + max(forward_blocks, backward_blocks)
+    logprob = s * h * n + max(forward_blocks, backward_blocks)
+    layer_backward = (per_layer if checkpointing else 0) + s * h * n + 2 * s * shape.intermediate * n
+    return layers + around + max(logprob, layer_backward)
 
 
 def memory_plan(cfg: RunConfig, *, world_size: int = 1, shape: ModelShape | None = None) -> MemoryPlan:
