@@ -14,7 +14,8 @@ Precision (as ``policy.dtype`` is defined: the compute dtype; master weights and
 weights 4P (+ a compute copy: sP when s < 4 without sharding — an autocast cache or a low-precision
 shadow); gradients 4 bytes per trainable parameter; AdamW 8 (exp_avg, exp_avg_sq). LoRA
 (``policy.lora``): the base stays as above but frozen; only the adapters r·(in+out) per target module
-get gradients and AdamW state.
+get gradients and AdamW state. The KL term (``objective.kl_coef`` > 0) holds a frozen reference copy in
+the compute dtype, unsharded (sP; none with LoRA, whose reference is the base with adapters off).
 
 Sharding (``parallel.mode``): ``none`` — everything on one rank; ``ddp`` — the same plus DDP's gradient
 buckets (4 bytes per trainable parameter, ``gradient_as_bucket_view`` off, torch's default); ``fsdp2`` —
@@ -194,17 +195,18 @@ class MemoryPlan:
     gradients: int
     optimizer: int
     activations: int
+    reference: int  # the KL term's frozen copy (0 without it)
     engine: int  # vLLM while it samples (0 without vLLM)
     engine_asleep: int
     notes: list[str] = field(default_factory=list)
 
     @property
     def update(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.engine_asleep
+        return self.weights + self.reference + self.gradients + self.optimizer + self.activations + self.engine_asleep
 
     @property
     def rollout(self) -> int:
-        return self.weights + self.optimizer + self.engine
+        return self.weights + self.reference + self.optimizer + self.engine
 
     @property
     def total(self) -> int:
@@ -213,6 +215,8 @@ class MemoryPlan:
     def rows(self) -> list[tuple[str, int]]:
         rows = [("weights", self.weights), ("gradients", self.gradients), ("optimizer state (AdamW)", self.optimizer),
                 ("activations", self.activations)]
+        if self.reference:
+            rows.insert(1, ("reference model (KL)", self.reference))
         if self.engine:
             rows += [("vLLM engine (sampling)", self.engine), ("vLLM engine (asleep, update)", self.engine_asleep)]
         return rows
@@ -313,13 +317,14 @@ def memory_plan(cfg: RunConfig, *, world_size: int = 1, shape: ModelShape | None
         weights += s * p
     if mode == "ddp":
         gradients += 4 * trainable
+    reference = s * p if cfg.objective.kl_coef > 0 and not cfg.policy.lora.enabled else 0
     engine = engine_asleep = 0
     if cfg.policy.backend == "vllm":
         notes.append("vLLM engine: share from policy.vllm.gpu_memory_utilization of --device-memory-gb")
         engine_asleep = ENGINE_ASLEEP_BYTES if cfg.policy.vllm.enable_sleep_mode else 0
     return MemoryPlan(shape, world_size, mode, cfg.policy.dtype, cfg.parallel.activation_checkpointing,
                       f"{cfg.train.micro_batch_size} × {cfg.episode.max_context_tokens}", trainable, weights, gradients,
-                      optimizer, _activations(shape, cfg, s), engine, engine_asleep, notes)
+                      optimizer, _activations(shape, cfg, s), reference, engine, engine_asleep, notes)
 
 
 def plan_for_device(cfg: RunConfig, *, world_size: int, device_bytes: int | None) -> MemoryPlan:
