@@ -38,20 +38,23 @@ def peak_allocated_bytes(fn: Callable[[], object], live_bytes: int = 0) -> int:
 
 def measured_step_peak(
     model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, chunk_size: int,
-    micro_batches: int = 2,
+    micro_batches: int = 2, dtype: str = "float32",
 ) -> int:
     """Peak bytes of a steady-state training step of ``model`` (CPU): ``micro_batches`` forward + backward
     passes of the objective's one forward pass (:func:`~echo_rl.objective.logprobs.token_logprobs` with
-    entropy, as the ECHO loss runs it) accumulating gradients, then an AdamW step. A first, unmeasured step
-    creates AdamW's state, so the measured one starts with parameters and optimizer state live."""
+    entropy, as the ECHO loss runs it, under the trainer's compute precision ``dtype``) accumulating
+    gradients, then an AdamW step. A first, unmeasured step creates AdamW's state, so the measured one
+    starts with parameters and optimizer state live."""
     from echo_rl.objective.logprobs import token_logprobs
+    from echo_rl.train.precision import compute_autocast
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
 
     def step() -> None:
         for _ in range(micro_batches):
-            out = token_logprobs(model, input_ids, attention_mask, chunk_size, temperature=0.8, with_entropy=True)
+            with compute_autocast(dtype, input_ids.device):
+                out = token_logprobs(model, input_ids, attention_mask, chunk_size, temperature=0.8, with_entropy=True)
             (-out.logprobs.sum() / attention_mask.sum()).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

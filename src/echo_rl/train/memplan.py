@@ -34,7 +34,11 @@ with SDPA (an O(T) flash / memory-efficient kernel, never the T×T math path):
     o_proj input (a contiguous copy of SDPA's output)                       s·q
     MLP: SiLU input, SiLU output, up output, down_proj input                4·s·I
 
-so A = (4+s)(2h + q + kv) + s(4q + 2kv') + 4sI + 4(2 + 2·heads + kv_heads) bytes. Without checkpointing
+so A = (4+s)(2h + q + kv) + s(4q + 2kv') + 4sI + 4(2 + 2·heads + kv_heads) bytes when the residual stream
+is in the compute dtype (fp32, or FSDP2's bf16 parameters). Under autocast over fp32 weights (``none`` and
+``ddp`` at bf16) the stream stays fp32: its two norms save (4 + 4)·h each, and each of the five projections
+reading them saves its own bf16 cast (5·s·h); the stream's other tensors below are then fp32 too (w = 4
+bytes instead of s). Without checkpointing
 every layer keeps A·bT; with ``parallel.activation_checkpointing`` each layer keeps only its input (s·h
 per token) and one layer at a time is recomputed in the body's backward (A·bT). A layer's backward adds
 the gradient flowing through the stream (s·h) and two [bT × I] gradients in its MLP (2·s·I per token);
@@ -171,13 +175,15 @@ def model_shape(spec: str) -> ModelShape:
         raise UserError(f"cannot read a model config ({err})", where=str(config_file)) from None
 
 
-def activation_bytes_per_token(shape: ModelShape, s: int, repeat_kv: bool) -> int:
-    """A: bytes autograd saves per token in one decoder layer (module docstring)."""
+def activation_bytes_per_token(shape: ModelShape, s: int, w: int, repeat_kv: bool) -> int:
+    """A: bytes autograd saves per token in one decoder layer (module docstring); ``s`` the compute dtype's
+    bytes, ``w`` the residual stream's (the weights' dtype: 4 under autocast over fp32 weights)."""
     h, q, kv, i = shape.hidden, shape.q, shape.kv, shape.intermediate
-    normed = 2 * h + (q + kv if shape.qk_norm else 0)
+    stream_norms = 2 * (4 + w) * h + (5 * s * h if w != s else 0)  # + each projection's own cast under autocast
+    head_norms = (4 + s) * (q + kv) if shape.qk_norm else 0
     rows = 2 + (shape.heads + shape.kv_heads if shape.qk_norm else 0)
     kv_saved = q if repeat_kv else kv
-    return (4 + s) * normed + 4 * rows + s * (2 * q + 2 * kv_saved) + 4 * shape.heads + s * q + 4 * s * i
+    return stream_norms + head_norms + 4 * rows + s * (2 * q + 2 * kv_saved) + 4 * shape.heads + s * q + 4 * s * i
 
 
 @dataclass(frozen=True)
@@ -274,20 +280,20 @@ def _trainable(shape: ModelShape, cfg: RunConfig) -> int:
     return shape.layers * sum(lora.rank * (dims[m][0] + dims[m][1]) for m in lora.target_modules)
 
 
-def _activations(shape: ModelShape, cfg: RunConfig, s: int) -> int:
+def _activations(shape: ModelShape, cfg: RunConfig, s: int, w: int) -> int:
     b, t = cfg.train.micro_batch_size, cfg.episode.max_context_tokens
     n = b * t
-    per_layer = activation_bytes_per_token(shape, s, repeat_kv=b > 1) * n
+    per_layer = activation_bytes_per_token(shape, s, w, repeat_kv=b > 1) * n
     if cfg.policy.lora.enabled:  # each adapter saves its A-projection (r per token)
         per_layer += len(cfg.policy.lora.target_modules) * cfg.policy.lora.rank * s * n
     checkpointing = cfg.parallel.activation_checkpointing
-    layers = shape.layers * (shape.hidden * s * n if checkpointing else per_layer)
+    layers = shape.layers * (shape.hidden * w * n if checkpointing else per_layer)
     h, v, c = shape.hidden, shape.vocab, min(cfg.objective.logprob_chunk_size, n)
-    around = (4 + s) * h * n + 2 * s * shape.head_dim * n + (b * t * t if b > 1 else 0)
+    around = (4 + w) * h * n + 2 * w * shape.head_dim * n + (b * t * t if b > 1 else 0)
     forward_blocks = 8 * c * v
-    backward_blocks = 4 * h * v + max((4 + (s if s < 4 else 0)) * c * v, s * h * v) + s * h * n
-    logprob = s * h * n + max(forward_blocks, backward_blocks)
-    layer_backward = (per_layer if checkpointing else 0) + s * h * n + 2 * s * shape.intermediate * n
+    backward_blocks = 4 * h * v + max((4 + (w if w < 4 else 0)) * c * v, w * h * v) + w * h * n
+    logprob = w * h * n + max(forward_blocks, backward_blocks)
+    layer_backward = (per_layer if checkpointing else 0) + w * h * n + 2 * s * shape.intermediate * n
     return layers + around + max(logprob, layer_backward)
 
 
@@ -324,7 +330,8 @@ def memory_plan(cfg: RunConfig, *, world_size: int = 1, shape: ModelShape | None
         engine_asleep = ENGINE_ASLEEP_BYTES if cfg.policy.vllm.enable_sleep_mode else 0
     return MemoryPlan(shape, world_size, mode, cfg.policy.dtype, cfg.parallel.activation_checkpointing,
                       f"{cfg.train.micro_batch_size} × {cfg.episode.max_context_tokens}", trainable, weights, gradients,
-                      optimizer, _activations(shape, cfg, s), reference, engine, engine_asleep, notes)
+                      optimizer, _activations(shape, cfg, s, s if mode == "fsdp2" else 4), reference, engine,
+                      engine_asleep, notes)
 
 
 def plan_for_device(cfg: RunConfig, *, world_size: int, device_bytes: int | None) -> MemoryPlan:
