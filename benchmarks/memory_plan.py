@@ -1,13 +1,14 @@
 """Benchmark: the memory plan's estimate vs the measured peak of a real training step, and the paper's plan.
 
 For random-init Qwen3-architecture models (no weights downloaded) from a few million parameters up to the
-largest that runs here in reasonable time, fp32 on CPU, activation checkpointing off and on: one
+largest that runs here in reasonable time, on CPU, fp32 with activation checkpointing off and on, and bf16
+autocast over fp32 weights (the trainer's ``policy.dtype=bfloat16``): one
 steady-state step (2 micro-batches of forward + backward of the objective's chunked log-prob pass, then
 AdamW; :func:`echo_rl.train.memmeasure.measured_step_peak`) measured at the CPU allocator (profiler
 memory events: deterministic, unlike RSS), next to :func:`echo_rl.train.memplan.memory_plan`'s peak, and
 their ratio. Then the plan alone for the paper's configuration (Qwen3-8B, 8 ranks of 80 GB, 16k tokens,
-FSDP2, bf16 compute with fp32 master weights and AdamW, checkpointing) — bf16 and FSDP2 are planned from
-first principles here, not measured.
+FSDP2, bf16 compute with fp32 master weights and AdamW, checkpointing) — FSDP2 is planned from first
+principles here, not measured.
 
     python benchmarks/memory_plan.py [--quick]
 """
@@ -37,8 +38,9 @@ MODELS = [
 ]
 
 
-def run_config(tokens: int, checkpointing: bool, **extra: dict) -> RunConfig:
+def run_config(tokens: int, checkpointing: bool, dtype: str = "float32", **extra: dict) -> RunConfig:
     return RunConfig.model_validate({
+        "policy": {"dtype": dtype},
         "train": {"micro_batch_size": 1}, "episode": {"max_context_tokens": tokens},
         "objective": {"logprob_chunk_size": 1024}, "parallel": {"activation_checkpointing": checkpointing},
         **extra,
@@ -46,7 +48,7 @@ def run_config(tokens: int, checkpointing: bool, **extra: dict) -> RunConfig:
 
 
 def measure(name: str, hidden: int, layers: int, heads: int, kv_heads: int, intermediate: int, vocab: int,
-            tokens: int, checkpointing: bool) -> tuple[int, int, int]:
+            tokens: int, checkpointing: bool, dtype: str) -> tuple[int, int, int]:
     """(parameters, planned peak, measured peak) of one configuration."""
     config = Qwen3Config(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                          num_key_value_heads=kv_heads, head_dim=hidden // heads, intermediate_size=intermediate,
@@ -56,17 +58,17 @@ def measure(name: str, hidden: int, layers: int, heads: int, kv_heads: int, inte
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ids = torch.randint(0, vocab, (1, tokens))
-    measured = measured_step_peak(model, ids, torch.ones_like(ids), chunk_size=1024)
-    plan = memory_plan(run_config(tokens, checkpointing), shape=shape_from_config(config.to_dict(), name))
+    measured = measured_step_peak(model, ids, torch.ones_like(ids), chunk_size=1024, dtype=dtype)
+    plan = memory_plan(run_config(tokens, checkpointing, dtype), shape=shape_from_config(config.to_dict(), name))
     return plan.shape.params, plan.total, measured
 
 
 def paper_plans() -> None:
     print("\nplan for the paper's configuration (Qwen3-8B, 8 x 80 GB, 16,384 tokens, FSDP2, bf16 compute):")
-    base = {"policy": {"model": "qwen3-8b", "dtype": "bfloat16"}}
     for checkpointing in (True, False):
         for micro in (1, 4):
-            cfg = run_config(16_384, checkpointing, **base)
+            cfg = run_config(16_384, checkpointing, "bfloat16")
+            cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"model": "qwen3-8b"})})
             cfg = cfg.model_copy(update={
                 "parallel": cfg.parallel.model_copy(update={"mode": "fsdp2"}),
                 "train": cfg.train.model_copy(update={"micro_batch_size": micro}),
@@ -84,14 +86,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only the two smallest models")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"{'model':<11} {'params':>8} {'tokens':>6} {'ckpt':>4} {'planned MiB':>12} {'measured MiB':>13} {'ratio':>6}")
+    print(f"{'model':<11} {'params':>8} {'tokens':>6} {'dtype':>8} {'ckpt':>4} {'planned MiB':>12} "
+          f"{'measured MiB':>13} {'ratio':>6}")
     ratios = []
     for spec in MODELS[:2] if args.quick else MODELS:
-        for checkpointing in (False, True):
-            params, planned, measured = measure(*spec, checkpointing=checkpointing)
+        for dtype, checkpointing in (("float32", False), ("float32", True), ("bfloat16", False)):
+            params, planned, measured = measure(*spec, checkpointing=checkpointing, dtype=dtype)
             ratios.append(planned / measured)
-            print(f"{spec[0]:<11} {params / 1e6:7.1f}M {spec[-1]:>6} {'on' if checkpointing else 'off':>4} "
-                  f"{planned / MIB:12.1f} {measured / MIB:13.1f} {planned / measured:6.3f}")
+            print(f"{spec[0]:<11} {params / 1e6:7.1f}M {spec[-1]:>6} {dtype:>8} {'on' if checkpointing else 'off':>4} "
+                  f"{planned / MIB:12.1f} {measured / MIB:13.1f} {planned / measured:6.3f}", flush=True)
     print(f"planned/measured: {min(ratios):.3f}-{max(ratios):.3f} (target: within 0.75-1.25)")
     paper_plans()
 
