@@ -9,16 +9,17 @@ Rows are right-padded to the longest trajectory. Per token (``[B, T]``):
 
 Per row (``[B]``): ``obs_count`` Z = |O| (observation content tokens, warnings included, before filters),
 ``advantages``, ``group_ids``, ``valid``, ``policy_rows`` (valid rows the policy term uses: all of them
-unless dynamic sampling or the overlong filter took some out; the env term uses every valid row). An
-``infra_error`` rollout keeps its row (so every worker sees the
+unless dynamic sampling or the overlong filter took some out), ``env_rows`` (valid rows the env term uses:
+all of them unless a rollout filter took some out — by default only under env_only,
+:mod:`echo_rl.objective.filters`). An ``infra_error`` rollout keeps its row (so every worker sees the
 same shapes) with all masks empty and ``valid`` False; an empty trajectory becomes one attended pad token
 with empty masks, so no attention row is fully masked.
 
 Denominators for the whole optimizer step travel with the batch and survive :meth:`Batch.micro_batches`,
-so the micro-batch losses sum to the full-batch loss: ``n_seqs`` = valid rows (env term),
-``n_policy_seqs`` = policy rows and ``n_action_tokens`` = their action tokens (policy term). Under data
-parallelism, or for a mini-batch of its own optimizer step, replace them with that update's global counts
-(``dataclasses.replace``).
+so the micro-batch losses sum to the full-batch loss: ``n_seqs`` = valid rows, ``n_env_seqs`` = env rows
+(env term), ``n_policy_seqs`` = policy rows and ``n_action_tokens`` = their action tokens (policy term).
+Under data parallelism, or for a mini-batch of its own optimizer step, replace them with that update's
+global counts (:meth:`Batch.own_counts` summed, :meth:`Batch.with_counts`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ import torch
 from torch import Tensor
 
 from echo_rl.config import ObjectiveConfig
-from echo_rl.objective.filters import TURN_FILTERS, observation_spans, passes_rollout_filters, turn_filter_flags
+from echo_rl.objective.filters import (
+    TURN_FILTERS,
+    observation_spans,
+    passes_rollout_filters,
+    rollout_filters_on,
+    turn_filter_flags,
+)
 from echo_rl.objective.grpo import group_ids_of
 from echo_rl.rollout.trajectory import Role, Trajectory
 
@@ -65,6 +72,8 @@ class Batch:
     stats: dict[str, float] = field(default_factory=dict)  # env-target filter shares, for the whole step
     policy_rows: Tensor | None = None  # [B] bool, rows in the policy term (None: every row)
     n_policy_seqs: float | None = None  # policy-term sequences of the update (None: n_seqs)
+    env_rows: Tensor | None = None  # [B] bool, valid rows the rollout filters kept (None: every valid row)
+    n_env_seqs: float | None = None  # env-term sequences of the update (None: n_seqs)
     ref_logprobs: Tensor | None = None  # [B, T] reference-model log-probs, needed when kl_coef > 0
     old_logprobs: Tensor | None = None  # [B, T] the trainer's log-probs before the update (TIS, several steps)
 
@@ -81,16 +90,25 @@ class Batch:
         """The policy term's sequence denominator."""
         return self.n_seqs if self.n_policy_seqs is None else self.n_policy_seqs
 
+    @property
+    def env_seqs(self) -> float:
+        """The env term's sequence denominator."""
+        return self.n_seqs if self.n_env_seqs is None else self.n_env_seqs
+
     def own_counts(self) -> list[float]:
-        """This batch's own (n_seqs, n_policy_seqs, n_action_tokens), to sum over ranks and hand back to
-        :meth:`with_counts`."""
+        """This batch's own (n_seqs, n_policy_seqs, n_action_tokens, n_env_seqs), to sum over ranks and hand
+        back to :meth:`with_counts`."""
         rows = self.valid if self.policy_rows is None else self.valid & self.policy_rows
-        return [float(self.valid.sum()), float(rows.sum()), float(self.policy_mask.sum())]
+        env = self.valid if self.env_rows is None else self.valid & self.env_rows
+        return [float(self.valid.sum()), float(rows.sum()), float(self.policy_mask.sum()), float(env.sum())]
 
     def with_counts(self, counts: Sequence[float]) -> Batch:
-        """This batch with the denominators (n_seqs, n_policy_seqs, n_action_tokens) of its update."""
-        n_seqs, n_policy_seqs, n_action_tokens = counts
-        return dataclasses.replace(self, n_seqs=n_seqs, n_policy_seqs=n_policy_seqs, n_action_tokens=n_action_tokens)
+        """This batch with the denominators (n_seqs, n_policy_seqs, n_action_tokens, n_env_seqs) of its
+        update."""
+        n_seqs, n_policy_seqs, n_action_tokens, n_env_seqs = counts
+        return dataclasses.replace(
+            self, n_seqs=n_seqs, n_policy_seqs=n_policy_seqs, n_action_tokens=n_action_tokens, n_env_seqs=n_env_seqs
+        )
 
     def _map_tensors(self, fn) -> Batch:
         changes = {
@@ -126,6 +144,7 @@ class _RowTargets(NamedTuple):
     targets: Tensor  # [n] bool, after filters
     n_before: int  # targets before filters
     removed: dict[str, int]  # targets each enabled filter names ("rollout": what the rollout filter took)
+    kept: bool  # the rollout filters kept the rollout
 
 
 def _row_targets(traj: Trajectory, cfg: ObjectiveConfig) -> _RowTargets:
@@ -146,10 +165,11 @@ def _row_targets(traj: Trajectory, cfg: ObjectiveConfig) -> _RowTargets:
                 drop[start:end] = True
         removed[name] = int((targets & drop).sum())
         keep &= ~drop
-    if not passes_rollout_filters(traj, cfg.env):
+    kept = passes_rollout_filters(traj, cfg)
+    if not kept:
         removed["rollout"] = int(keep.sum())
         keep[:] = False
-    return _RowTargets(roles, keep, int(targets.sum()), removed)
+    return _RowTargets(roles, keep, int(targets.sum()), removed, kept)
 
 
 def _enabled_filters(cfg: ObjectiveConfig) -> list[str]:
@@ -170,7 +190,8 @@ def collate(
     ``policy_rows`` (default: all) from :func:`echo_rl.objective.policy_rows`.
     ``stats`` gives, for each enabled turn filter, the share of the step's env targets it names
     (``filter/<name>``; filters may overlap), the share the rollout filters took (``filter/rollout``) and
-    the share removed altogether (``filter/total``)."""
+    the share removed altogether (``filter/total``); with a rollout filter on, also the share of valid
+    rollouts it kept (``filter/rollouts_kept``)."""
     size = (len(trajectories), max([len(traj.token_ids) for traj in trajectories] + [1]))
     input_ids = torch.full(size, pad_id, dtype=torch.long)
     attention_mask = torch.zeros(size, dtype=torch.long)
@@ -178,19 +199,21 @@ def collate(
     target_mask = torch.zeros(size, dtype=torch.bool)
     sampling_logprobs = torch.zeros(size, dtype=torch.float32)
     valid = torch.tensor([traj.valid for traj in trajectories], dtype=torch.bool)
+    env_rows = torch.zeros(len(trajectories), dtype=torch.bool)
     n_before = 0
     removed = dict.fromkeys([*_enabled_filters(cfg), "rollout"], 0)
     for i, traj in enumerate(trajectories):
         n = len(traj.token_ids)
         if n == 0:
             attention_mask[i, 0] = 1
+            env_rows[i] = traj.valid and passes_rollout_filters(traj, cfg)
             continue
         input_ids[i, :n] = torch.tensor(traj.token_ids, dtype=torch.long)
         attention_mask[i, :n] = 1
         sampling_logprobs[i, :n] = torch.tensor(traj.logprobs, dtype=torch.float32)
         if traj.valid:
             row = _row_targets(traj, cfg)
-            roles[i, :n], target_mask[i, :n] = row.roles, row.targets
+            roles[i, :n], target_mask[i, :n], env_rows[i] = row.roles, row.targets, row.kept
             n_before += row.n_before
             for name, count in row.removed.items():
                 removed[name] += count
@@ -198,6 +221,8 @@ def collate(
     in_policy = valid if policy_rows is None else valid & torch.as_tensor(policy_rows, dtype=torch.bool)
     stats = {f"filter/{name}": count / max(n_before, 1) for name, count in removed.items()}
     stats["filter/total"] = 1 - int(target_mask.sum()) / max(n_before, 1)
+    if rollout_filters_on(cfg):
+        stats["filter/rollouts_kept"] = float(env_rows.sum()) / max(float(valid.sum()), 1.0)
     return Batch(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -218,4 +243,6 @@ def collate(
         stats=stats,
         policy_rows=in_policy,
         n_policy_seqs=float(in_policy.sum()),
+        env_rows=env_rows,
+        n_env_seqs=float(env_rows.sum()),
     )

@@ -271,11 +271,14 @@ class EnvLossConfig(Section):
     )
     filters: EnvFilters = EnvFilters()
     balance: BalanceConfig = BalanceConfig()
-    min_clean_turn_share: float = Field(
-        0.0, ge=0, le=1, description="rollout filter (verifier-free mode): min share of turns without warnings"
+    min_clean_turn_share: float | None = Field(
+        None, ge=0, le=1, description="rollout filter: the env term learns from a rollout only when at least this "
+        "share of its turns drew no format warnings; None: 1 under env_only (the paper's clean tool calls), 0 (off) "
+        "under grpo and echo"
     )
-    min_valid_call_share: float = Field(
-        0.0, ge=0, le=1, description="rollout filter (verifier-free mode): min share of turns with a command or done"
+    min_valid_call_share: float | None = Field(
+        None, ge=0, le=1, description="rollout filter: min share of a rollout's turns whose call ran (a command "
+        "executed, or a done call); None: 1 under env_only, 0 (off) under grpo and echo"
     )
 
 
@@ -295,7 +298,10 @@ class DynamicSamplingConfig(Section):
 class ObjectiveConfig(Section):
     """GRPO on action tokens + λ·env CE, from one forward pass (method §2–3)."""
 
-    algorithm: Literal["grpo", "echo", "env_only"] = "echo"
+    algorithm: Literal["grpo", "echo", "env_only"] = Field(
+        "echo", description="grpo (reward), echo (reward + λ·env CE) or env_only (env CE alone, verifier-free: "
+        "training rollouts are not verified and training tasks need no tests/test.sh)"
+    )
     clip_eps_low: float = Field(0.2, ge=0)
     clip_eps_high: float = Field(0.2, ge=0)
     advantage_std_norm: bool = True
@@ -322,6 +328,11 @@ class ObjectiveConfig(Section):
         "backward pass per micro-batch (1.7-2.2x a step's time on CPU)"
     )
     env: EnvLossConfig = EnvLossConfig()
+
+    @property
+    def uses_reward(self) -> bool:
+        """False for env_only (verifier-free adaptation): no verifier runs on training rollouts."""
+        return self.algorithm != "env_only"
 
     @model_validator(mode="after")
     def _adaptive_needs_probe(self) -> ObjectiveConfig:

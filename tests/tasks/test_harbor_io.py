@@ -107,7 +107,6 @@ def test_workdir_falls_back_to_the_dockerfiles(tmp_path):
     ("breakage", "expected"),
     [
         (lambda r: (r / "instruction.md").unlink(), "instruction.md: missing"),
-        (lambda r: (r / "tests" / "test.sh").unlink(), "tests/test.sh: missing"),
         (lambda r: (r / "task.toml").write_text("[verifier\ntimeout_sec = 1"), "task.toml: invalid TOML"),
         (lambda r: (r / "task.toml").write_text(HARBOR_TOML.replace("timeout_sec = 90.0", 'timeout_sec = "slow"')),
          "task.toml: verifier.timeout_sec: expected a positive number, got 'slow'"),
@@ -128,6 +127,15 @@ def test_malformed_folder_is_one_line_error_naming_file_and_field(tmp_path, brea
     assert "\n" not in message
     assert expected in message, message
     assert str(root) in message
+
+
+def test_a_folder_without_tests_loads_as_a_task_without_a_verifier(tmp_path):
+    root = make_folder(tmp_path / "untested")
+    (root / "tests" / "test.sh").unlink()
+    task = load_task(root)
+    assert not task.has_tests and "tests/test.sh" not in task.files
+    assert load_task(write_task(task, tmp_path / "copy")) == task
+    assert load_task(make_folder(tmp_path / "tested")).has_tests
 
 
 def test_link_inside_the_folder_is_followed(tmp_path):

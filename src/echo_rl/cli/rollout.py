@@ -115,7 +115,9 @@ def run(
         trajectory.meta["model"] = cfg.policy.model
     save_trajectories(out / TRAJECTORIES, trajectories)
     solved = sum(t.outcome == "solved" for t in trajectories)
-    click.echo(f"{len(trajectories)} episodes, {solved} solved -> {out / TRAJECTORIES}")
+    unverified = sum(t.outcome == "unverified" for t in trajectories)
+    gap = f", {unverified} unverified (no tests/test.sh)" if unverified else ""
+    click.echo(f"{len(trajectories)} episodes, {solved} solved{gap} -> {out / TRAJECTORIES}")
 
 
 @rollout.command()

@@ -144,6 +144,9 @@ def _verify_all(kind: str, source: str, split: str | None, config_args: tuple[st
 
     cfg = _config(config_args)
     found = _resolve(source, split)
+    for task in [t for t in found if not t.has_tests]:
+        click.echo(f"skipped: {task.name}: no tests/test.sh (no verifier to run)", err=True)
+    found = [t for t in found if t.has_tests]
     if kind == "oracle":
         for task in [t for t in found if "solution/solve.sh" not in t.files]:
             click.echo(f"skipped: {task.name}: no solution/solve.sh", err=True)

@@ -59,4 +59,7 @@ def eval_command(config_args: tuple[str, ...], out: Path) -> None:
     from echo_rl.eval.command import evaluate_policy
 
     cfg = load_config_args(config_args)
-    click.echo(f"evaluation written to {evaluate_policy(cfg, out)}", err=True)
+    report, notes = evaluate_policy(cfg, out)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"evaluation written to {report}", err=True)

@@ -61,8 +61,11 @@ methods:                 # all from the same SFT checkpoint, on the same seeds, 
     overrides: {objective.algorithm: echo, objective.env.lam: 0.05}
     seeds: 1             # the paper's configuration, kept visible on the first seed (--seeds does not change it)
   - name: env-only
-    label: env-only
-    overrides: {objective.algorithm: env_only}
+    label: env-only (verifier-free)
+    overrides:           # the paper's verifier-free adaptation: env CE alone, no verifier on training rollouts, and
+      objective.algorithm: env_only              # the env term learns only from rollouts whose every turn is a
+      objective.env.min_clean_turn_share: 1.0    # clean tool call (parsed without warnings, and ran): the
+      objective.env.min_valid_call_share: 1.0    # env_only default, spelled out
 
 eval:                    # final evaluation of the base policy and of every run
   samples_per_task: 1    # sampled at run.sampling.eval_temperature, plus one greedy episode per task

@@ -21,6 +21,7 @@ from typing import Any
 from echo_rl.demo.config import DemoConfig
 from echo_rl.demo.plots import plot_final, plot_method_curves, plot_sft
 from echo_rl.eval.stats import score_pass_at_k
+from echo_rl.eval.summary import pass_value
 from echo_rl.report.render import (
     Block,
     Heading,
@@ -31,6 +32,7 @@ from echo_rl.report.render import (
     write_page,
 )
 from echo_rl.report.tables import MODES
+from echo_rl.report.runs import mean_rollouts_kept
 from echo_rl.report.tables import SPLITS as SPLIT_NAMES
 from echo_rl.rundir import atomic_write_text, read_jsonl
 
@@ -108,9 +110,9 @@ def _curve(run_dir: Path) -> list[tuple[int, float]]:
     for path in sorted((run_dir / "eval").glob("step-*.json")):
         result = json.loads(path.read_text())
         modes = result.get("scores", {}).get("validation", {})
-        summary = modes.get("greedy") or modes.get("sampled")
-        if summary:
-            points.append((result["step"], summary["pass"]["1"]["value"]))
+        value = pass_value(modes.get("greedy") or modes.get("sampled"))
+        if value is not None:
+            points.append((result["step"], value))
     return sorted(points)
 
 
@@ -123,10 +125,13 @@ def _env_curve(run_dir: Path) -> list[tuple[int, float]]:
     return sorted(points)
 
 
+def _train_records(run_dir: Path) -> list[dict[str, Any]]:
+    return [record for record in read_jsonl(run_dir / "metrics.jsonl") if record.get("kind") == "train"]
+
+
 def _alarms(run_dir: Path) -> list[dict[str, Any]]:
     """Every collapse alarm the run's training steps logged."""
-    return [alarm for record in read_jsonl(run_dir / "metrics.jsonl") if record.get("kind") == "train"
-            for alarm in record.get("alarms", [])]
+    return [alarm for record in _train_records(run_dir) for alarm in record.get("alarms", [])]
 
 
 def steps_to_best(curve: list[tuple[int, float]]) -> int | None:
@@ -171,6 +176,7 @@ def collect(cfg: DemoConfig, base: dict[str, Any], outcomes: list[Any], sft: Any
         curves = [_curve(o.path) for o in col["runs"]]
         cells["steps_to_best"] = [steps_to_best(c) for c in curves]
         cells["alarms"] = [len(_alarms(o.path)) for o in col["runs"]]
+        cells["rollouts_kept"] = [mean_rollouts_kept(_train_records(o.path)) for o in col["runs"]]
         cells["seeds"] = [o.seed for o in col["runs"]]
         table["rows"][col["name"]] = cells
         for o, curve in zip(col["runs"], curves):
@@ -180,7 +186,8 @@ def collect(cfg: DemoConfig, base: dict[str, Any], outcomes: list[Any], sft: Any
                           for s in cfg.eval.splits for m in MODES},
                 "env_ce_heldout": (o.final.get("env_ce") or {}).get("value"),
                 "env_ce_validation": (o.final.get("env_ce_validation") or {}).get("value"),
-                "alarms": _alarms(o.path), "train_s": o.train_s, "eval_s": o.eval_s, "reused": o.reused,
+                "alarms": _alarms(o.path), "rollouts_kept": mean_rollouts_kept(_train_records(o.path)),
+                "train_s": o.train_s, "eval_s": o.eval_s, "reused": o.reused,
             })
     comparisons = {}
     by_name = {c["name"]: c for c in columns}
@@ -239,6 +246,22 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
     return "—" if value is None else format(value, fmt)
 
 
+def _kept(shares: list[float | None]) -> str:
+    """Per-seed shares of rollouts kept, as percentages; — when no run of the method filtered rollouts."""
+    if all(share is None for share in shares):
+        return "—"
+    return ", ".join("—" if share is None else f"{share:.0%}" for share in shares)
+
+
+def filter_notes(summary: dict[str, Any]) -> list[str]:
+    """One sentence per method whose env term filtered rollouts: what it kept."""
+    labels = dict(zip(summary["table"]["methods"], summary["table"]["columns"]))
+    return [f"{labels[name]}: no reward and no verifier on its training rollouts; its env term learnt only from "
+            f"rollouts whose every turn was a clean tool call (parsed without warnings, and ran) — "
+            f"{_kept(cells['rollouts_kept'])} of the rollouts kept (mean over steps, per seed)."
+            for name, cells in summary["table"]["rows"].items() if _kept(cells.get("rollouts_kept", [])) != "—"]
+
+
 def _list(values: list[Any]) -> str:
     return "—" if not values else ", ".join("—" if v is None else str(v) for v in values)
 
@@ -262,6 +285,8 @@ def table_rows(summary: dict[str, Any], cfg: DemoConfig) -> tuple[list[str], lis
     rows.append(["episodes hitting a turn/token limit", *(_num(eff[n].get("turn_limit_rate"), ".1%") for n in names)])
     rows.append(["steps to best validation (per seed)", *("—" if n == "base" else _list(rows_data[n]["steps_to_best"]) for n in names)])
     rows.append(["collapse alarms (per seed)", *("—" if n == "base" else _list(rows_data[n]["alarms"]) for n in names)])
+    rows.append(["rollouts the env term kept, clean-call filter (mean over steps, per seed)",
+                 *(_kept(rows_data[n].get("rollouts_kept", [])) for n in names)])
     return ["metric", *table["columns"]], rows
 
 
@@ -398,6 +423,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
             "interval above zero means the method beat GRPO."), TableBlock(*against_grpo(summary, cfg))]
     blocks += [Heading("Methods", 3), TableBlock(["method", "configuration (overrides of run)"], [
         [m["label"], ", ".join(f"{k}={v}" for k, v in m["overrides"].items()) or "—"] for m in conf["methods"]])]
+    blocks += [Paragraph(note) for note in filter_notes(summary)]
     per_run_rows = [[r["method"], str(r["seed"]), *(_pct(r["final"].get(f"{s}/{m}")) for s in cfg.eval.splits for m in MODES),
                      _num(r["env_ce_heldout"]), str(steps_to_best(r["curve"])), str(len(r["alarms"]))]
                     for r in summary["runs"]]

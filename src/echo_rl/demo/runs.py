@@ -113,6 +113,7 @@ def _trainer_class(base_eval: dict[str, Any]) -> type:
     """The RL trainer, with its step-0 evaluation taken from ``base_eval["result"]`` when present (and
     stored there after the first run computed it)."""
     from echo_rl.eval.results import flatten, write_result
+    from echo_rl.train.loop import validation_score
     from echo_rl.train.trainer import Trainer
 
     class DemoTrainer(Trainer):
@@ -129,9 +130,7 @@ def _trainer_class(base_eval: dict[str, Any]) -> type:
             if self.s.ctx.is_main:
                 write_result(self.s.run, result)
             self.s.log(flatten(result))
-            score = result["scores"]["validation"]
-            summary = score.get("sampled") or score.get("greedy")
-            self.best = {"step": 0, "score": summary["pass"]["1"]["value"] if summary else None}
+            self.best = {"step": 0, "score": validation_score(result)}
             return result
 
     return DemoTrainer

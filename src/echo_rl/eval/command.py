@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from echo_rl.config import RunConfig
-from echo_rl.eval.results import flatten
+from echo_rl.eval.results import flatten, unverified_notes
 from echo_rl.report import build_report
 from echo_rl.train.checkpoint import STATE, read_state
 from echo_rl.train.distributed import shutdown
@@ -18,8 +18,9 @@ from echo_rl.train.policy_sync import make_policy
 from echo_rl.train.session import open_session
 
 
-def evaluate_policy(cfg: RunConfig, out: Path) -> Path:
-    """Evaluate ``cfg.policy`` on ``cfg.eval.splits`` into ``out``; return the path of the report."""
+def evaluate_policy(cfg: RunConfig, out: Path) -> tuple[Path, list[str]]:
+    """Evaluate ``cfg.policy`` on ``cfg.eval.splits`` into ``out``; return the path of the report and the
+    :func:`~echo_rl.eval.results.unverified_notes` (tasks without tests, for which pass@k is not available)."""
     session = open_session(cfg, out, resume=False, splits=tuple(cfg.eval.splits))
     try:
         checkpoint = Path(session.model_path)
@@ -31,4 +32,4 @@ def evaluate_policy(cfg: RunConfig, out: Path) -> Path:
     finally:
         session.close()
         shutdown(session.ctx)
-    return report
+    return report, unverified_notes(result)

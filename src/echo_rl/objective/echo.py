@@ -7,8 +7,9 @@ both from the same per-token log-probs of ONE forward pass over the transcript.
     Z_s   = |O_s|  (full_observation_tokens: all observation content, warnings included — paper)
           | |O'_s| (selected_tokens: the targets left after filters) | C (constant: norm_constant)
 
-S are the step's valid sequences (``Batch.n_seqs``); O'_s is ``Batch.target_mask``. The env term is
-active on every rollout, zero-advantage and failed ones included. Term weights by algorithm:
+S are the step's valid sequences that the rollout filters kept (``Batch.env_seqs``: all valid ones
+unless a filter is on — by default only under env_only, :mod:`echo_rl.objective.filters`); O'_s is
+``Batch.target_mask``. The env term is active on every such rollout, zero-advantage and failed ones included. Term weights by algorithm:
 
     grpo (1, 0)    echo (1, λ(step))    env_only (0, 1)   (verifier-free adaptation)
 
@@ -120,7 +121,7 @@ def env_term(logprobs: Tensor, batch: Batch, cfg: EnvLossConfig) -> tuple[Tensor
         NORMALIZERS[cfg.normalization],
         obs_count=batch.obs_count,
         constant=cfg.norm_constant,
-        n_seqs=batch.n_seqs,
+        n_seqs=batch.env_seqs,
     )
     with torch.no_grad():
         metrics = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from echo_rl.eval.results import unverified_notes
 from echo_rl.report.plots import plot_runs
 from echo_rl.report.render import (
     Block,
@@ -60,11 +61,15 @@ def build_blocks(runs: list[RunData], plots: dict[str, Path]) -> list[Block]:
         Paragraph(
             "Scores in percent with 95% intervals (Wilson for pass@1, bootstrap over tasks for pass@k); "
             "infra_error episodes are excluded from every denominator and counted beside the score. "
-            "'base' is the starting policy (step 0 evaluation); other columns are each run's last evaluation."
+            "'base' is the starting policy (step 0 evaluation); other columns are each run's last evaluation. "
+            "Tasks without tests/test.sh have no verifier: they are never scored (pass@k n/a), only counted. A "
+            "verifier-free (env_only) run logs no training reward; its env term learns only from the rollouts its "
+            "clean-tool-call filter kept."
         ),
     ]
     blocks += [Paragraph(line) for split in SPLITS if (line := arrow_line(runs, split))]
     blocks.append(TableBlock(header, rows))
+    blocks += [Paragraph(f"{run.label}: {note}") for run in runs for note in unverified_notes(run.final_eval() or {"scores": {}})]
     for split, split_name in SPLITS.items():
         for mode in MODES:
             fam_header, fam_rows = family_table(runs, split, mode)

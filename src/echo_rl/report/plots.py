@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from echo_rl.eval.summary import pass_value
 from echo_rl.report.runs import RunData
 
 Series = list[tuple[int, float]]
@@ -32,8 +33,7 @@ def eval_series(run: RunData, value: Callable[[dict[str, Any]], float | None]) -
 def _pass1(split: str) -> Callable[[dict[str, Any]], float | None]:
     def value(result: dict[str, Any]) -> float | None:
         modes = result.get("scores", {}).get(split, {})
-        summary = modes.get("sampled") or modes.get("greedy")
-        return summary["pass"]["1"]["value"] if summary else None
+        return pass_value(modes.get("sampled") or modes.get("greedy"))
 
     return value
 

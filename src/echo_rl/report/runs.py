@@ -18,6 +18,13 @@ from echo_rl.errors import UserError
 from echo_rl.rundir import RunDir
 
 
+def mean_rollouts_kept(train_records: list[dict[str, Any]]) -> float | None:
+    """Mean over steps of the share of rollouts the env term's rollout filter kept (``filter/rollouts_kept``,
+    logged only under a filter); None when no step ran one."""
+    shares = [r["filter/rollouts_kept"] for r in train_records if "filter/rollouts_kept" in r]
+    return sum(shares) / len(shares) if shares else None
+
+
 @dataclass
 class RunData:
     path: Path

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from echo_rl.report.runs import RunData
+from echo_rl.eval.summary import pass_value
+from echo_rl.report.runs import RunData, mean_rollouts_kept
 
 Table = tuple[list[str], list[list[str]]]
 MODES = ("sampled", "greedy")
@@ -14,16 +15,24 @@ SPLITS = {"validation": "validation", "heldout": "held-out families"}
 
 
 def score_cell(summary: dict[str, Any] | None, k: str = "1") -> str:
-    """``54.9 [50.1, 59.3]`` in percent, plus ``· 2 infra-excluded (reason ×2)`` when any were excluded."""
+    """``54.9 [50.1, 59.3]`` in percent, plus ``· 2 infra-excluded (reason ×2)`` when any were excluded and
+    ``· 3 tasks without tests not scored`` when some had no verifier (``n/a: no tests`` when none had one)."""
+    unverified = (summary or {}).get("unverified")
     if not summary or k not in summary.get("pass", {}):
-        return "—"
+        return f"n/a: no tests ({unverified['tasks']} tasks)" if unverified else "—"
     score = summary["pass"][k]
     cell = f"{100 * score['value']:.1f} [{100 * score['low']:.1f}, {100 * score['high']:.1f}]"
     infra = summary.get("infra", {})
     if infra.get("excluded"):
         reasons = ", ".join(f"{reason} ×{count}" for reason, count in infra["reasons"].items())
         cell += f" · {infra['excluded']} infra-excluded ({reasons})"
+    if unverified:
+        cell += f" · {unverified['tasks']} tasks without tests not scored"
     return cell
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
 
 
 def _summary(result: dict[str, Any] | None, split: str, mode: str) -> dict[str, Any] | None:
@@ -43,9 +52,9 @@ def validation_curve(run: RunData) -> list[tuple[int, float]]:
     points = []
     for result in run.evals:
         for mode in MODES:
-            summary = _summary(result, "validation", mode)
-            if summary:
-                points.append((result["step"], summary["pass"]["1"]["value"]))
+            value = pass_value(_summary(result, "validation", mode))
+            if value is not None:
+                points.append((result["step"], value))
                 break
     return points
 
@@ -83,6 +92,7 @@ def comparison_table(runs: list[RunData], ks: list[str]) -> Table:
     row("tokens / episode", lambda r, _: _efficiency(r, "tokens_mean", ".0f"))
     row("steps to best validation", lambda _, run: str(steps_to_best(run)) if run and run.evals else "—")
     row("collapse alarms", lambda _, run: str(len(run.alarms)) if run else "—")
+    row("rollouts kept by the env filter (mean over steps)", lambda _, run: _share(mean_rollouts_kept(run.train) if run else None))
     return ["metric", *(name for name, _, _ in columns)], rows
 
 
@@ -104,7 +114,8 @@ def arrow_line(runs: list[RunData], split: str = "validation") -> str | None:
     values = []
     for _, result, _ in _columns(runs):
         summary = next((_summary(result, split, mode) for mode in MODES if _summary(result, split, mode)), None)
-        if summary is None:
+        value = pass_value(summary)
+        if value is None:
             return None
-        values.append(f"{100 * summary['pass']['1']['value']:.1f}")
+        values.append(f"{100 * value:.1f}")
     return f"{SPLITS[split]} pass@1: " + " → ".join(values) if values else None

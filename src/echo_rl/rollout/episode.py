@@ -9,7 +9,8 @@ with every other live episode), parse, run the command, append the observation �
 context tokens, tokens per turn, agent wall time (the smaller of ``episode.agent_timeout_s`` and the
 task's ``[agent] timeout_sec``), per-command timeout (cut to the agent time left). The verifier runs
 after every episode whose sandbox is alive, agent limits included, with ``episode.verifier_timeout_s``
-(a task's ``[verifier] timeout_sec`` wins). The policy runs on a worker thread while sandbox I/O goes on,
+(a task's ``[verifier] timeout_sec`` wins) — unless the task has no ``tests/test.sh`` or the runner is
+verifier-free (``verify=False``: env-only training), when it is skipped and nothing stands in for it. The policy runs on a worker thread while sandbox I/O goes on,
 batching all live episodes (:mod:`echo_rl.rollout.batcher`: continuously for the transformers backend,
 one call per step for the others).
 
@@ -21,6 +22,8 @@ Every episode ends in exactly one outcome class; nothing raises out of :meth:`Ep
     infra_error  the sandbox could not start (stop_reason env_setup_error) or died, the policy backend or
                  our code failed (stop_reason error), or the verifier could not run; retried
                  ``sandbox.infra_retries`` times after ``sandbox.retry_backoff_s`` · 2^attempt seconds
+    unverified   the agent's part ended (any stop reason) and no verifier ran: reward None, never a pass
+                 or a fail (``Trajectory.verified`` is False, ``valid`` True)
 
 A task the configured backend cannot run at all is a :class:`~echo_rl.errors.UserError`, raised before any
 episode starts.
@@ -97,7 +100,8 @@ class EpisodeRunner:
 
     ``temperature`` defaults to ``cfg.sampling.temperature`` (pass ``cfg.sampling.eval_temperature`` or 0
     for evaluation); ``split`` and ``policy_step`` are copied onto every trajectory; ``label`` names the
-    sandboxes (garbage collection after a crash)."""
+    sandboxes (garbage collection after a crash). ``verify`` False skips the verifier of every episode
+    (verifier-free training); it is skipped anyway for a task without tests."""
 
     def __init__(
         self,
@@ -109,6 +113,7 @@ class EpisodeRunner:
         label: str = "echo-rl",
         split: str | None = None,
         policy_step: int = 0,
+        verify: bool = True,
     ) -> None:
         self.policy = policy
         self.chat = chat
@@ -117,6 +122,7 @@ class EpisodeRunner:
         self.label = label
         self.split = split
         self.policy_step = policy_step
+        self.verify = verify
         self.batch_sizes: list[int] = []  # rows of each policy call / forward pass of the last run
 
     async def run(
@@ -180,7 +186,9 @@ class EpisodeRunner:
         timings = {"generate_s": 0.0, "exec_s": 0.0}
         builder = TranscriptBuilder(self.chat, task.instruction, max_output_chars=self.cfg.harness.max_output_chars)
         stop: StopReason = "error"
-        reward, outcome, reason = 0.0, "infra_error", ""
+        reward: float | None = 0.0
+        outcome: Outcome = "infra_error"
+        reason = ""
         sandbox: Sandbox | None = None
         try:
             with batcher.member():  # live from set-up on: the first generation waits for episodes starting
@@ -191,11 +199,15 @@ class EpisodeRunner:
                 finally:
                     timings["setup_s"] = time.monotonic() - start
                 stop = await self._agent_loop(builder, sandbox, request, batcher, timings)
-            stop_at = time.monotonic()
-            result = await verify(task, sandbox, task.verifier_timeout_s or self.cfg.episode.verifier_timeout_s)
-            timings["verify_s"] = time.monotonic() - stop_at
-            reward, reason = result.reward, result.reason
-            outcome = _outcome(result.outcome, stop)
+            if not (self.verify and task.has_tests):
+                reward, outcome = None, "unverified"
+                reason = "verifier-free run" if task.has_tests else "no tests/test.sh"
+            else:
+                stop_at = time.monotonic()
+                result = await verify(task, sandbox, task.verifier_timeout_s or self.cfg.episode.verifier_timeout_s)
+                timings["verify_s"] = time.monotonic() - stop_at
+                reward, reason = result.reward, result.reason
+                outcome = _outcome(result.outcome, stop)
         except _Infra as err:
             stop, reason = err.args
         except SandboxError as err:

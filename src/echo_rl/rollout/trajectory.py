@@ -28,7 +28,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
 
-Outcome = Literal["solved", "failed", "agent_limit", "infra_error"]
+Outcome = Literal["solved", "failed", "agent_limit", "infra_error", "unverified"]
 StopReason = Literal[
     "done", "max_turns", "max_context_tokens", "max_turn_tokens", "agent_timeout", "env_setup_error", "error"
 ]
@@ -80,7 +80,7 @@ class Trajectory:
     roles: list[int]
     logprobs: list[float]
     turns: list[Turn] = field(default_factory=list)
-    reward: float = 0.0
+    reward: float | None = 0.0  # None: no verifier judged the episode (outcome "unverified")
     outcome: Outcome = "failed"
     verifier_reason: str = ""
     stop_reason: StopReason = "done"
@@ -102,6 +102,12 @@ class Trajectory:
     def valid(self) -> bool:
         """False for infrastructure failures, which are excluded from groups and pass@k denominators."""
         return self.outcome != "infra_error"
+
+    @property
+    def verified(self) -> bool:
+        """True when a verifier judged the episode: valid, and not ``unverified`` (a task without tests, or a
+        verifier-free run). Only verified episodes carry a reward and count towards pass rates."""
+        return self.valid and self.outcome != "unverified"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -40,8 +40,9 @@ def role_runs(trajectory: Trajectory, tokenizer: PreTrainedTokenizerBase) -> Ite
 
 def _header(trajectory: Trajectory) -> Text:
     t = trajectory
+    reward = "—" if t.reward is None else format(t.reward, "g")
     return Text(
-        f"{t.task_id} #{t.group_index}  outcome={t.outcome} reward={t.reward:g} stop={t.stop_reason}  "
+        f"{t.task_id} #{t.group_index}  outcome={t.outcome} reward={reward} stop={t.stop_reason}  "
         f"turns={len(t.turns)} tokens={len(t.token_ids)}  {t.verifier_reason}",
         style="bold",
     )

@@ -21,7 +21,7 @@ from typing import Any
 import tomli_w
 
 from echo_rl.errors import UserError
-from echo_rl.tasks.task import TEST_SCRIPT, Task
+from echo_rl.tasks.task import Task
 
 _TABLES = ("task", "metadata", "verifier", "agent", "environment", "solution")
 _POSITIVE = "a positive number"
@@ -98,8 +98,9 @@ def _read_files(root: Path) -> tuple[dict[str, bytes], frozenset[str]]:
 
 def load_task(folder: str | Path) -> Task:
     """Load one Harbor task folder. Raises :class:`UserError` (one line, file and field) if malformed:
-    missing ``task.toml``/``instruction.md``/``tests/test.sh``, bad TOML, wrong types, an escaping link, a
-    docker-compose environment (``environment/docker-compose.yaml`` or ``compose.yaml``)."""
+    missing ``task.toml``/``instruction.md``, bad TOML, wrong types, an escaping link, a docker-compose
+    environment (``environment/docker-compose.yaml`` or ``compose.yaml``). ``tests/test.sh`` is optional: a
+    task without it has no verifier (:attr:`Task.has_tests`)."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError("not a task folder", where=str(root))
@@ -121,8 +122,6 @@ def load_task(folder: str | Path) -> Task:
     if not instruction.strip():
         raise UserError("empty instruction", where=str(instruction_path))
     files, executables = _read_files(root)
-    if TEST_SCRIPT not in files:
-        raise UserError("missing", where=str(root / TEST_SCRIPT))
     task = Task(root.name, instruction, config, files, executables, source=str(root))
     if task.compose_file is not None:
         raise UserError("a docker-compose environment (several services) is not supported by echo-rl; "

@@ -2,7 +2,8 @@
 
 A :class:`Task` is a Harbor task folder (method §5) as data: the instruction, every key of ``task.toml``
 (unknown ones included, so a round trip is lossless) and every other file of the folder by its relative
-POSIX path (``environment/Dockerfile``, ``tests/test.sh``, ``solution/solve.sh``, anything else).
+POSIX path (``environment/Dockerfile``, ``tests/test.sh``, ``solution/solve.sh``, anything else). A task
+without ``tests/test.sh`` has no verifier (:attr:`Task.has_tests`): verifier-free adaptation trains on it.
 
 echo-rl conventions on top of Harbor, both optional:
 
@@ -123,6 +124,12 @@ class Task:
         dockerfile = self.files.get(DOCKERFILE, b"").decode(errors="replace").splitlines()
         dirs = [line.split(None, 1)[1].strip() for line in dockerfile if line.upper().startswith("WORKDIR ")]
         return dirs[-1] if dirs and dirs[-1].startswith("/") else None
+
+    @property
+    def has_tests(self) -> bool:
+        """True when the task has a verifier (``tests/test.sh``); a task without one can only be trained on
+        verifier-free (``objective.algorithm=env_only``) and is never scored."""
+        return TEST_SCRIPT in self.files
 
     @property
     def setup_script(self) -> str | None:

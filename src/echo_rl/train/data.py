@@ -5,6 +5,9 @@ source (``tasks.train`` / ``tasks.validation`` / ``tasks.heldout``: a task folde
 folders, a corpus, or a family range such as ``key_copy:0-9``), a corpus built by ``echo-rl tasks build``
 (``tasks.corpus``), or — with neither — splits drawn in memory from the procedural families
 (deterministic in ``cfg.tasks``). Every problem is a one-line :class:`UserError`.
+
+Tasks without ``tests/test.sh`` may sit in any split; the train split may hold them only when the
+algorithm needs no reward (``objective.algorithm=env_only``, verifier-free adaptation).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def _explicit(path: str, split: str, base_image: str) -> list[Task]:
 
 def load_task_splits(cfg: RunConfig, splits: Iterable[str]) -> dict[str, list[Task]]:
     """``{split: tasks}`` for each requested split (see the module docstring). Raises UserError for a
-    missing directory, an empty ``train`` split, or a task the configured sandbox backend cannot run."""
+    missing directory, an empty ``train`` split, a task the configured sandbox backend cannot run, or a
+    train task without tests under a reward-based algorithm."""
     splits = list(splits)
     out: dict[str, list[Task]] = {}
     generated: dict[str, list[Task]] | None = None
@@ -49,4 +53,11 @@ def load_task_splits(cfg: RunConfig, splits: Iterable[str]) -> dict[str, list[Ta
     for tasks in out.values():
         for task in tasks:
             check_runnable(task, cfg.sandbox)
+    untested = next((task for task in out.get("train", []) if not task.has_tests), None)
+    if untested is not None and cfg.objective.uses_reward:
+        raise UserError(
+            f"has no tests/test.sh, which objective.algorithm={cfg.objective.algorithm} needs for its reward "
+            "(train on tasks without tests with objective.algorithm=env_only)",
+            where=f"task {untested.name}",
+        )
     return out

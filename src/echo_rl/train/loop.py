@@ -13,6 +13,7 @@ from typing import Any
 from echo_rl.config import RunConfig
 from echo_rl.eval.evaluate import Evaluator
 from echo_rl.eval.results import flatten
+from echo_rl.eval.summary import pass_value
 from echo_rl.seeding import seed_everything
 from echo_rl.train.alarms import Alarm
 from echo_rl.train.checkpoint import (
@@ -35,10 +36,10 @@ def due(step: int, every: int, last: int) -> bool:
 
 
 def validation_score(result: dict[str, Any]) -> float | None:
-    """Validation pass@1 of an evaluation result: sampled when evaluated, else greedy."""
+    """Validation pass@1 of an evaluation result: sampled when evaluated, else greedy; None without one
+    (no validation split, or no task of it has tests)."""
     modes = result["scores"].get("validation", {})
-    summary = modes.get("sampled") or modes.get("greedy")
-    return summary["pass"]["1"]["value"] if summary else None
+    return pass_value(modes.get("sampled") or modes.get("greedy"))
 
 
 class Loop:

@@ -1,5 +1,6 @@
 """The live progress display of a run: a bar with step, reward, pass rate, env CE, tokens/s and ETA, and one
-line per step (alarms in red). Writes to stderr; disabled by ``logging.progress: false`` and on ranks > 0."""
+line per step (alarms in red). A verifier-free step (no reward) shows "no verifier" instead of reward and
+pass rate, and a step under a rollout filter the share of rollouts the env term kept. Writes to stderr; disabled by ``logging.progress: false`` and on ranks > 0."""
 
 from __future__ import annotations
 
@@ -48,11 +49,15 @@ class ProgressDisplay:
         self.progress.stop()
 
     def step(self, step: int, record: dict[str, Any], alarms: Sequence[Alarm] = ()) -> None:
-        """Advance to ``step`` and print its line: reward, pass rate, env CE, loss, tokens/s."""
-        stats = (
-            f"reward {_fmt(record.get('reward_mean'))}  pass {_fmt(record.get('pass_rate'), '.1%')}  "
-            f"env CE {_fmt(record.get('env_ce'))}  {_fmt(record.get('tokens_per_s'), '.0f')} tok/s"
-        )
+        """Advance to ``step`` and print its line: reward and pass rate (or "no verifier"), the share of
+        rollouts kept (under a rollout filter), env CE, loss, tokens/s."""
+        if "reward_mean" in record:
+            stats = f"reward {_fmt(record['reward_mean'])}  pass {_fmt(record.get('pass_rate'), '.1%')}  "
+        else:
+            stats = "no verifier  "
+        if "filter/rollouts_kept" in record:
+            stats += f"kept {_fmt(record['filter/rollouts_kept'], '.0%')}  "
+        stats += f"env CE {_fmt(record.get('env_ce'))}  {_fmt(record.get('tokens_per_s'), '.0f')} tok/s"
         self.progress.update(self.task, completed=step, stats=stats)
         if self.enabled:
             line = f"step {step}: loss {_fmt(record.get('loss'))}  {stats}"

@@ -19,7 +19,6 @@ step's transcripts. ``ceil(sft_epochs · N / sft_batch_size)`` steps; evaluation
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import math
 import time
@@ -108,8 +107,7 @@ class SFTTrainer(Loop):
         start = time.monotonic()
         chosen = shard([self.demos[i] for i in self.sampler.next(cfg.train.sft_batch_size)], s.ctx)
         batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, 1.0)
-        n_seqs, n_tokens = all_reduce_sum([batch.n_seqs, batch.n_action_tokens], s.ctx)
-        batch = dataclasses.replace(batch, n_seqs=n_seqs, n_action_tokens=n_tokens)
+        batch = batch.with_counts(all_reduce_sum(batch.own_counts(), s.ctx))
         s.model.train()
         parts = []
         for mb in batch.micro_batches(cfg.train.micro_batch_size) if chosen else []:

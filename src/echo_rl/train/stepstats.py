@@ -1,7 +1,8 @@
 """What one RL step's rollouts look like, summarised per rank as sums and merged across ranks.
 
 Only these small dicts cross ranks (never the token ids). Infra errors are counted with their reasons
-and kept out of every rate (issue 10.1): ``pass_rate`` and ``reward_mean`` are over valid rollouts.
+and kept out of every rate (issue 10.1): ``pass_rate`` and ``reward_mean`` are over the rollouts a
+verifier judged, and absent (not 0) from a step without any — verifier-free training (env_only).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def distinct_command_share(group: Sequence[Trajectory]) -> float:
 def rollout_stats(trajectories: Sequence[Trajectory], group_size: int) -> dict[str, Any]:
     """Sums over this rank's rollouts (consecutive groups of ``group_size``)."""
     valid = [t for t in trajectories if t.valid]
+    verified = [t for t in valid if t.verified]
     groups = [
         [t for t in trajectories[i : i + group_size] if t.valid] for i in range(0, len(trajectories), group_size)
     ]
@@ -31,8 +33,9 @@ def rollout_stats(trajectories: Sequence[Trajectory], group_size: int) -> dict[s
     return {
         "episodes": len(trajectories),
         "valid": len(valid),
-        "solved": sum(t.outcome == "solved" for t in valid),
-        "reward_sum": sum(t.reward for t in valid),
+        "verified": len(verified),
+        "solved": sum(t.outcome == "solved" for t in verified),
+        "reward_sum": sum(t.reward or 0.0 for t in verified),
         "turns_sum": sum(len(t.turns) for t in valid),
         "tokens_sum": sum(len(t.token_ids) for t in valid),
         "action_tokens_sum": sum(sum(r == Role.ACTION for r in t.roles) for t in trajectories),
@@ -56,14 +59,16 @@ def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def step_metrics(stats: dict[str, Any]) -> dict[str, Any]:
-    """Rates and means of merged stats: reward_mean, pass_rate, turns_mean (= episode_length, a collapse
-    signal), tokens_mean, distinct_commands, infra_excluded with infra_reasons, stop_reasons, action_tokens."""
+    """Rates and means of merged stats: reward_mean and pass_rate (only when some rollout was verified),
+    turns_mean (= episode_length, a collapse signal), tokens_mean, distinct_commands, infra_excluded with
+    infra_reasons, stop_reasons, action_tokens."""
     valid = max(stats["valid"], 1)
     turns = stats["turns_sum"] / valid if stats["valid"] else None
+    verified = stats["verified"]
+    rewards = {"reward_mean": stats["reward_sum"] / verified, "pass_rate": stats["solved"] / verified} if verified else {}
     return {
         "episodes": stats["episodes"],
-        "reward_mean": stats["reward_sum"] / valid,
-        "pass_rate": stats["solved"] / valid,
+        **rewards,
         "turns_mean": turns,
         "episode_length": turns,
         "tokens_mean": stats["tokens_sum"] / valid,

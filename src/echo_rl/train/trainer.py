@@ -5,7 +5,8 @@
 
 Step s (1 … ``train.steps``): draw ``train.tasks_per_step`` tasks from the seeded sampler; each rank runs
 ``train.rollouts_per_task`` episodes of its share of them, each from its own random stream seeded by
-(seed, s, task, sample index), so the episodes do not depend on concurrency or ranks; one
+(seed, s, task, sample index), so the episodes do not depend on concurrency or ranks (under env_only
+no verifier runs on them: verifier-free adaptation, tasks need no tests); one
 update (:mod:`echo_rl.train.update`); metrics, collapse alarms and sampled transcripts logged. With
 dynamic-sampling refill (``objective.dynamic_sampling.max_refill_draws``), while the step has fewer than
 ``tasks_per_step`` informative groups the sampler draws another ``tasks_per_step`` tasks (refill r's
@@ -79,7 +80,9 @@ class Trainer(Loop):
         tasks = [s.splits["train"][i] for i in self.sampler.next(cfg.train.tasks_per_step)]
         n = cfg.train.rollouts_per_task
         seed = derive_seed(cfg.seed, "rollout", step, *(("refill", refill) if refill else ()))
-        runner = EpisodeRunner(self.policy, s.chat, cfg, label=s.label, split="train", policy_step=step)
+        runner = EpisodeRunner(
+            self.policy, s.chat, cfg, label=s.label, split="train", policy_step=step, verify=cfg.objective.uses_reward
+        )
         return run_episodes(runner, shard(group_requests(tasks, n, seed=seed), s.ctx, chunk=n))
 
     def rollouts(self, step: int) -> tuple[list[Trajectory], dict[str, float]]:

@@ -3,13 +3,15 @@
 1. Advantages per group over the valid rollouts only (``infra_error`` excluded; a group with fewer than
    two valid rollouts is dropped and counted) — :func:`echo_rl.objective.compute_advantages`; the rows
    the policy term keeps (dynamic sampling, overlong filter) — :func:`echo_rl.objective.policy_rows`.
+   Neither under env_only, whose rollouts carry no reward (the group counts are then absent from the
+   metrics).
 2. Collate into one :class:`~echo_rl.batch.Batch`. Log-probs that stay fixed over the step's updates are
    computed once, without gradient, over the same micro-batches and in the same compute precision: the
    reference model's (``objective.kl_coef`` > 0) and, with TIS over several updates, the policy's before
    the first update (π_old of TIS).
 3. ``train.update_epochs`` passes over ``train.mini_batches`` mini-batches of whole groups (group k of G
    in mini-batch ⌊k·M/G⌋ on each rank); each mini-batch is one optimizer update whose denominators
-   (valid sequences, policy sequences, action tokens) are its own summed over all ranks, so the
+   (valid sequences, policy sequences, action tokens, env sequences) are its own summed over all ranks, so the
    micro-batch losses of all ranks add up to the mini-batch's loss. π_old of the clipped ratio stays the
    sampler's log-probs throughout, so the ratio moves away from 1 after the first update and the clip
    acts. Groups are kept whole because their advantages and informativeness are per group.
@@ -24,7 +26,6 @@ trainer shards whole groups.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -117,13 +118,14 @@ def build_batch(
     """Advantages, policy rows and the collated batch of this rank's rollouts (this rank's denominators),
     with the counts of :func:`compute_advantages` and :func:`policy_rows`."""
     gids = group_ids(trajectories, cfg.train.rollouts_per_task)
+    temperature = cfg.sampling.temperature
+    if not cfg.objective.uses_reward:  # verifier-free: no rewards, no groups, no policy term
+        return collate(trajectories, torch.zeros(len(trajectories)), cfg.objective, pad_id, temperature, gids), {}
     advantages, stats = compute_advantages(
         [t.reward for t in trajectories], gids, [t.valid for t in trajectories], cfg.objective.advantage_std_norm
     )
     rows, selected = policy_rows(trajectories, advantages, gids, cfg.objective)
-    batch = collate(
-        trajectories, advantages, cfg.objective, pad_id, cfg.sampling.temperature, group_ids=gids, policy_rows=rows
-    )
+    batch = collate(trajectories, advantages, cfg.objective, pad_id, temperature, group_ids=gids, policy_rows=rows)
     return batch, stats | selected
 
 
@@ -143,7 +145,8 @@ def mini_batches(batch: Batch, parts: int, ctx: DistContext) -> list[Batch]:
     """:meth:`Batch.group_parts` of ``batch``, each with its own denominators summed over ranks."""
     split = batch.group_parts(parts)
     totals = all_reduce_sum([count for part in split for count in part.own_counts()], ctx)
-    return [part.with_counts(totals[3 * i : 3 * i + 3]) for i, part in enumerate(split)]
+    n = len(totals) // max(len(split), 1)
+    return [part.with_counts(totals[n * i : n * i + n]) for i, part in enumerate(split)]
 
 
 def optimizer_update(
@@ -208,5 +211,5 @@ def policy_update(
     updates = [optimizer_update(model, optimizer, scheduler, balancer, part, cfg, step, ctx)
                for _ in range(cfg.train.update_epochs) for part in parts]
     model.eval()
-    counts = dict(zip(_ADV_COUNTS, all_reduce_sum([selection[k] for k in _ADV_COUNTS], ctx)))
+    counts = dict(zip(_ADV_COUNTS, all_reduce_sum([selection[k] for k in _ADV_COUNTS], ctx))) if selection else {}
     return {**combine_updates(updates, len(parts)), **counts, **batch.stats}
