@@ -38,13 +38,13 @@ def expert_transcript(
     task: Task,
     steps: Sequence[ReferenceStep],
     chat: ChatFormat,
-    verifier: VerifierResult,
+    verifier: VerifierResult | None,
     *,
     max_output_chars: int = 50_000,
     command_timeout_s: float | None = None,
 ) -> Trajectory:
     """The trajectory of ``steps`` (commands with their recorded results) ending in a done call, with
-    ``verifier``'s reward and outcome."""
+    ``verifier``'s reward and outcome (None: a task without tests, ``unverified``)."""
     think = EXPERT_THINK if chat.require_think else None
     builder = TranscriptBuilder(chat, task.instruction, max_output_chars=max_output_chars)
     eot = [chat.eot_id] if chat.eot_id is not None else []
@@ -58,9 +58,9 @@ def expert_transcript(
             builder.append(turn, pieces)
     return builder.build(
         task.name,
-        reward=verifier.reward,
-        outcome=verifier.outcome,
-        verifier_reason=verifier.reason,
+        reward=None if verifier is None else verifier.reward,
+        outcome="unverified" if verifier is None else verifier.outcome,
+        verifier_reason="no tests/test.sh" if verifier is None else verifier.reason,
         stop_reason="done",
         family=task.family,
         meta={"expert": True, "sampler_logprobs": False},
@@ -69,10 +69,10 @@ def expert_transcript(
 
 async def replay_verified(
     task: Task, cfg: RunConfig, slots: asyncio.Semaphore, *, label: str
-) -> tuple[list[ReferenceStep], VerifierResult] | None:
-    """Replay ``task``'s reference solution in a fresh sandbox (one of ``slots``) and verify it; an
-    infrastructure failure is retried ``sandbox.infra_retries`` times with back-off. None when every
-    attempt failed."""
+) -> tuple[list[ReferenceStep], VerifierResult | None] | None:
+    """Replay ``task``'s reference solution in a fresh sandbox (one of ``slots``) and verify it (not a task
+    without tests: no result); an infrastructure failure is retried ``sandbox.infra_retries`` times with
+    back-off. None when every attempt failed."""
     for attempt in range(cfg.sandbox.infra_retries + 1):
         await asyncio.sleep(retry_delay(cfg.sandbox, attempt))
         async with slots:
@@ -82,12 +82,13 @@ async def replay_verified(
                 continue
             try:
                 steps = await record_reference(task, sandbox, cfg.sandbox.command_timeout_s)
-                result = await verify(task, sandbox, task.verifier_timeout_s or cfg.episode.verifier_timeout_s)
+                timeout = task.verifier_timeout_s or cfg.episode.verifier_timeout_s
+                result = await verify(task, sandbox, timeout) if task.has_tests else None
             except SandboxError:
                 continue
             finally:
                 await sandbox.stop()
-        if result.outcome != "infra_error":
+        if result is None or result.outcome != "infra_error":
             return steps, result
     return None
 

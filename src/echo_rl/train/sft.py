@@ -122,7 +122,7 @@ class SFTTrainer(Loop):
         metrics = reduce_metrics(gather_lists(parts, s.ctx))
         elapsed = time.monotonic() - start
         record = {"kind": "sft", "step": step, **metrics, "grad_norm": grad_norm, "lr": lr, "step_s": elapsed,
-                  "tokens_per_s": n_tokens / max(elapsed, 1e-9)}
+                  "tokens_per_s": batch.n_action_tokens / max(elapsed, 1e-9)}
         s.log(record)
         return record, []
 

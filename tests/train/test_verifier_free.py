@@ -1,0 +1,96 @@
+"""Verifier-free adaptation (issue 21): tasks without tests train under env_only with no verifier and no
+reward, the clean-tool-call filter feeds the env term, evaluation scores the tasks that have tests and says
+pass@k is not available for those without; a reward-based algorithm refuses tasks without tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train_configs import make_config, rl_config
+
+from echo_rl.cli import main
+from echo_rl.config import dump_config
+from echo_rl.report import build_report
+from echo_rl.rollout.trajectory import load_trajectories
+from echo_rl.rundir import RunDir
+from echo_rl.tasks.corpus import export_tasks, resolve_tasks
+from echo_rl.train.checkpoint import latest_checkpoint, list_checkpoints
+from echo_rl.train.trainer import train
+
+
+@pytest.fixture
+def untested(tmp_path):
+    """The training tasks (csv_lookup:0-1) as Harbor folders without tests/: no verifier."""
+    tasks, _ = resolve_tasks("csv_lookup:0-1")
+    stripped = [
+        dataclasses.replace(
+            task,
+            files={path: data for path, data in task.files.items() if not path.startswith("tests/")},
+            executables=frozenset(path for path in task.executables if not path.startswith("tests/")),
+        )
+        for task in tasks
+    ]
+    assert not any(task.has_tests for task in stripped)
+    return export_tasks(stripped, tmp_path / "untested")
+
+
+@pytest.mark.slow
+def test_tasks_without_tests_train_verifier_free_and_evaluate_on_tasks_with_tests(sft_run, untested, tmp_path):
+    overrides = (f"tasks.train={untested}", "train.eval_every=3", "eval.splits=[validation]", "eval.sampled=false")
+    run = train(rl_config(sft_run, "env_only", *overrides), tmp_path / "run")
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    steps = [r for r in records if r["kind"] == "train"]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    for record in steps:  # no reward: absent, never 0; no groups either
+        assert not {"reward_mean", "pass_rate", "groups", "groups_dropped"} & set(record), record
+        assert record["episodes"] == 8 and record["infra_excluded"] == 0
+        assert 0 <= record["filter/rollouts_kept"] <= 1 and math.isfinite(record["env_loss"])
+        assert record["lambda"] == 1.0
+    assert any(r["filter/rollouts_kept"] > 0 and r["target_tokens"] > 0 for r in steps), "the filter kept nothing"
+    assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [1, 2, 3]
+    start = load_file(latest_checkpoint(sft_run / "checkpoints") / "model.safetensors")
+    end = load_file(latest_checkpoint(run / "checkpoints") / "model.safetensors")
+    assert any(not torch.equal(start[k], end[k]) for k in start)
+
+    rollouts = [t for s in (1, 2, 3) for t in load_trajectories(run / "rollouts" / f"step-{s:06d}.jsonl")]
+    assert all(t.outcome == "unverified" and t.reward is None and "verify_s" not in t.timings for t in rollouts)
+    assert {t.verifier_reason for t in rollouts} == {"no tests/test.sh"}
+
+    evals = [r for r in records if r["kind"] == "eval"]  # the validation split has tests: it is scored
+    assert [r["step"] for r in evals] == [0, 3]
+    assert all(0 <= r["validation/greedy/pass@1"] <= 1 and "validation/greedy/unverified" not in r for r in evals)
+    report = build_report([run], tmp_path / "report").read_text()
+    assert "rollouts kept by the env filter" in report and "(env_only)" in report
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "echo"])
+def test_a_task_without_tests_under_a_reward_based_algorithm_is_one_line(algorithm, untested, tmp_path, capsys):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(dump_config(make_config(f"objective.algorithm={algorithm}", f"tasks.train={untested}")))
+    out = tmp_path / "out"
+    code = main(["train", str(config), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("echo-rl: error: "), err
+    assert "task csv_lookup-0" in err and "tests/test.sh" in err and f"objective.algorithm={algorithm}" in err, err
+    assert not out.exists()
+
+
+def test_eval_on_tasks_without_tests_says_pass_at_k_is_not_available(untested, tmp_path, capsys):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(dump_config(make_config()))
+    out = tmp_path / "eval"
+    args = [f"tasks.validation={untested}", "eval.splits=[validation]", "eval.sampled=false"]
+    code = main(["eval", str(config), *args, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "validation/greedy: 2 tasks (2 episodes) have no tests/test.sh: pass@k is not available" in err, err
+    summary = json.loads(RunDir(out).eval_result(0).read_text())["scores"]["validation"]["greedy"]
+    assert summary["pass"] == {} and summary["unverified"]["tasks"] == 2 and summary["valid"] == 2
+    assert summary["efficiency"]["turns_mean"] >= 1
+    assert "n/a: no tests (2 tasks)" in (out / "report" / "report.md").read_text()
