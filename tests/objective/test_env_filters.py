@@ -87,7 +87,7 @@ ROLLOUTS = {
     "clean": [{"env": 3}, {"env": 4}, {"done": True, "command": None}],
     "clean, a command failed": [{"env": 3, "exit_code": 1, "output": "cat: x: No such file"}, {"env": 2}],
     "a warning": [{"env": 3}, {"warning": 2, "warnings": ["Missing <think> block"], "env": 3}],
-    "no command": [{"env": 3}, {"warning": 2, "warnings": ["No command"], "command": None, "exit_code": None, "env": 2}],
+    "no command": [{"env": 3}, {"warning": 2, "warnings": ["No command"], "command": None, "exit_code": None}],
     "cut off at the token limit": [{"env": 3}, {"command": None, "exit_code": None, "done": True}],
 }
 CLEAN = ["clean", "clean, a command failed"]

@@ -134,7 +134,7 @@ def test_a_folder_without_tests_loads_as_a_task_without_a_verifier(tmp_path):
     (root / "tests" / "test.sh").unlink()
     task = load_task(root)
     assert not task.has_tests and "tests/test.sh" not in task.files
-    assert load_task(write_task(task, tmp_path / "copy")) == task
+    assert load_task(write_task(task, tmp_path / "copy" / task.name)) == task
     assert load_task(make_folder(tmp_path / "tested")).has_tests
 
 

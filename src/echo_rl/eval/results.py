@@ -47,8 +47,8 @@ def unverified_notes(result: dict[str, Any]) -> list[str]:
             if "unverified" in summary:
                 gap = summary["unverified"]
                 scored = "scored over the other tasks" if summary["pass"] else "no task of it was scored"
-                notes.append(f"{split}/{mode}: {gap['tasks']} tasks ({gap['episodes']} episodes) have no tests/test.sh: "
-                             f"pass@k is not available for them ({scored})")
+                notes.append(f"{split}/{mode}: {gap['tasks']} tasks ({gap['episodes']} episodes) have no "
+                             f"tests/test.sh: pass@k is not available for them ({scored})")
     return notes
 
 

@@ -9,7 +9,8 @@ both from the same per-token log-probs of ONE forward pass over the transcript.
 
 S are the step's valid sequences that the rollout filters kept (``Batch.env_seqs``: all valid ones
 unless a filter is on — by default only under env_only, :mod:`echo_rl.objective.filters`); O'_s is
-``Batch.target_mask``. The env term is active on every such rollout, zero-advantage and failed ones included. Term weights by algorithm:
+``Batch.target_mask``. The env term is active on every such rollout, zero-advantage and failed ones included.
+Term weights by algorithm:
 
     grpo (1, 0)    echo (1, λ(step))    env_only (0, 1)   (verifier-free adaptation)
 

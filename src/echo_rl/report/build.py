@@ -69,7 +69,8 @@ def build_blocks(runs: list[RunData], plots: dict[str, Path]) -> list[Block]:
     ]
     blocks += [Paragraph(line) for split in SPLITS if (line := arrow_line(runs, split))]
     blocks.append(TableBlock(header, rows))
-    blocks += [Paragraph(f"{run.label}: {note}") for run in runs for note in unverified_notes(run.final_eval() or {"scores": {}})]
+    for run in runs:
+        blocks += [Paragraph(f"{run.label}: {note}") for note in unverified_notes(run.final_eval() or {"scores": {}})]
     for split, split_name in SPLITS.items():
         for mode in MODES:
             fam_header, fam_rows = family_table(runs, split, mode)

@@ -92,7 +92,8 @@ def comparison_table(runs: list[RunData], ks: list[str]) -> Table:
     row("tokens / episode", lambda r, _: _efficiency(r, "tokens_mean", ".0f"))
     row("steps to best validation", lambda _, run: str(steps_to_best(run)) if run and run.evals else "—")
     row("collapse alarms", lambda _, run: str(len(run.alarms)) if run else "—")
-    row("rollouts kept by the env filter (mean over steps)", lambda _, run: _share(mean_rollouts_kept(run.train) if run else None))
+    row("rollouts kept by the env filter (mean over steps)",
+        lambda _, run: _share(mean_rollouts_kept(run.train) if run else None))
     return ["metric", *(name for name, _, _ in columns)], rows
 
 

@@ -10,8 +10,8 @@ context tokens, tokens per turn, agent wall time (the smaller of ``episode.agent
 task's ``[agent] timeout_sec``), per-command timeout (cut to the agent time left). The verifier runs
 after every episode whose sandbox is alive, agent limits included, with ``episode.verifier_timeout_s``
 (a task's ``[verifier] timeout_sec`` wins) — unless the task has no ``tests/test.sh`` or the runner is
-verifier-free (``verify=False``: env-only training), when it is skipped and nothing stands in for it. The policy runs on a worker thread while sandbox I/O goes on,
-batching all live episodes (:mod:`echo_rl.rollout.batcher`: continuously for the transformers backend,
+verifier-free (``verify=False``: env-only training), when it is skipped and nothing stands in for it.
+The policy runs on a worker thread while sandbox I/O goes on, batching all live episodes (:mod:`echo_rl.rollout.batcher`: continuously for the transformers backend,
 one call per step for the others).
 
 Every episode ends in exactly one outcome class; nothing raises out of :meth:`EpisodeRunner.run`:

@@ -1,6 +1,7 @@
 """The live progress display of a run: a bar with step, reward, pass rate, env CE, tokens/s and ETA, and one
 line per step (alarms in red). A verifier-free step (no reward) shows "no verifier" instead of reward and
-pass rate, and a step under a rollout filter the share of rollouts the env term kept. Writes to stderr; disabled by ``logging.progress: false`` and on ranks > 0."""
+pass rate, and a step under a rollout filter the share of rollouts the env term kept.
+Writes to stderr; disabled by ``logging.progress: false`` and on ranks > 0."""
 
 from __future__ import annotations
 

@@ -65,7 +65,9 @@ def step_metrics(stats: dict[str, Any]) -> dict[str, Any]:
     valid = max(stats["valid"], 1)
     turns = stats["turns_sum"] / valid if stats["valid"] else None
     verified = stats["verified"]
-    rewards = {"reward_mean": stats["reward_sum"] / verified, "pass_rate": stats["solved"] / verified} if verified else {}
+    rewards = {}
+    if verified:
+        rewards = {"reward_mean": stats["reward_sum"] / verified, "pass_rate": stats["solved"] / verified}
     return {
         "episodes": stats["episodes"],
         **rewards,
