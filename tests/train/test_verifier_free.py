@@ -16,10 +16,12 @@ from train_configs import make_config, rl_config
 from echo_rl.cli import main
 from echo_rl.config import dump_config
 from echo_rl.report import build_report
-from echo_rl.rollout.trajectory import load_trajectories
+from echo_rl.rollout.trajectory import Role, Trajectory, Turn, load_trajectories
 from echo_rl.rundir import RunDir
 from echo_rl.tasks.corpus import export_tasks, resolve_tasks
 from echo_rl.train.checkpoint import latest_checkpoint, list_checkpoints
+from echo_rl.train.progress import ProgressDisplay
+from echo_rl.train.stepstats import rollout_stats, step_metrics
 from echo_rl.train.trainer import train
 
 
@@ -94,3 +96,25 @@ def test_eval_on_tasks_without_tests_says_pass_at_k_is_not_available(untested, t
     assert summary["pass"] == {} and summary["unverified"]["tasks"] == 2 and summary["valid"] == 2
     assert summary["efficiency"]["turns_mean"] >= 1
     assert "n/a: no tests (2 tasks)" in (out / "report" / "report.md").read_text()
+
+
+def _rollout(outcome: str, reward: float | None) -> Trajectory:
+    turns = [Turn(action_span=(0, 1), action_text="ls", command="ls")]
+    return Trajectory("t", [1, 2], [Role.ACTION, Role.ENV], [-1.0, 0.0], turns=turns, outcome=outcome, reward=reward)
+
+
+def test_step_metrics_leave_reward_and_pass_rate_out_without_a_verifier():
+    unverified = step_metrics(rollout_stats([_rollout("unverified", None)] * 4, 4))
+    assert "reward_mean" not in unverified and "pass_rate" not in unverified
+    assert unverified["episodes"] == 4 and unverified["turns_mean"] == 1
+    mixed = step_metrics(rollout_stats([_rollout("solved", 1.0), _rollout("failed", 0.0), _rollout("unverified", None)], 3))
+    assert mixed["pass_rate"] == 0.5 and mixed["reward_mean"] == 0.5  # over the verified rollouts only
+
+
+def test_progress_line_says_no_verifier_and_the_share_kept(capsys):
+    with ProgressDisplay("run", 2) as progress:
+        progress.step(1, {"loss": 1.0, "env_ce": 2.0, "filter/rollouts_kept": 0.75, "tokens_per_s": 10.0})
+        progress.step(2, {"loss": 1.0, "reward_mean": 0.5, "pass_rate": 0.25, "env_ce": 2.0})
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
+    assert "no verifier" in lines[0] and "kept 75%" in lines[0] and "reward" not in lines[0]
+    assert "reward 0.500" in lines[1] and "pass 25.0%" in lines[1] and "kept" not in lines[1]

@@ -138,15 +138,19 @@ def export(source: str, split: str | None, base_image: str | None, config_args: 
     click.echo(f"exported {len(found)} tasks to {out}")
 
 
+def _with_tests(found: list[Task]) -> list[Task]:
+    """The tasks of ``found`` that have a verifier; one ``skipped:`` line on stderr for each other one."""
+    for task in [t for t in found if not t.has_tests]:
+        click.echo(f"skipped: {task.name}: no tests/test.sh (no verifier to run)", err=True)
+    return [t for t in found if t.has_tests]
+
+
 def _verify_all(kind: str, source: str, split: str | None, config_args: tuple[str, ...], out: Path | None,
                 concurrency: int) -> None:
     from echo_rl.tasks.replay import run_noop, run_oracle
 
     cfg = _config(config_args)
-    found = _resolve(source, split)
-    for task in [t for t in found if not t.has_tests]:
-        click.echo(f"skipped: {task.name}: no tests/test.sh (no verifier to run)", err=True)
-    found = [t for t in found if t.has_tests]
+    found = _with_tests(_resolve(source, split))
     if kind == "oracle":
         for task in [t for t in found if "solution/solve.sh" not in t.files]:
             click.echo(f"skipped: {task.name}: no solution/solve.sh", err=True)
@@ -282,9 +286,9 @@ def filter_command(
     cfg.policy.model = resolve_model_spec(cfg.policy.model)  # a run directory: its latest checkpoint
     if cfg.policy.backend != "openai":
         resolve_checkpoint(cfg.policy.model)
-    found = _resolve(source, split, cfg.sandbox.base_image)
+    found = _with_tests(_resolve(source, split, cfg.sandbox.base_image))
     if not found:
-        raise UserError("no tasks found", where=source)
+        raise UserError("no tasks with tests found", where=source)
     trajectories = run_with_progress(cfg, found, attempts, None, concurrency, out)
     solved: dict[str, list[bool]] = {task.name: [] for task in found}
     infra = 0
