@@ -107,7 +107,8 @@ def test_step_metrics_leave_reward_and_pass_rate_out_without_a_verifier():
     unverified = step_metrics(rollout_stats([_rollout("unverified", None)] * 4, 4))
     assert "reward_mean" not in unverified and "pass_rate" not in unverified
     assert unverified["episodes"] == 4 and unverified["turns_mean"] == 1
-    mixed = step_metrics(rollout_stats([_rollout("solved", 1.0), _rollout("failed", 0.0), _rollout("unverified", None)], 3))
+    rollouts = [_rollout("solved", 1.0), _rollout("failed", 0.0), _rollout("unverified", None)]
+    mixed = step_metrics(rollout_stats(rollouts, 3))
     assert mixed["pass_rate"] == 0.5 and mixed["reward_mean"] == 0.5  # over the verified rollouts only
 
 
