@@ -166,6 +166,9 @@ def test_demo_quick_end_to_end(cli, tmp_path):
         assert row["efficiency"]["turns"] >= 1 and row["efficiency"]["tokens"] > 0
         assert 0 <= row["efficiency"]["timeout_rate"] <= 1
     assert "echo" in summary["comparisons"] and summary["verdicts"]["echo"]
+    kept = table["rows"]["env-only"]["rollouts_kept"]  # the verifier-free arm says what its filter kept
+    assert len(kept) == 1 and 0 <= kept[0] <= 1 and table["rows"]["grpo"]["rollouts_kept"] == [None]
+    assert "rollouts the env term kept" in text and "clean tool call" in text
     assert summary["sft"]["selected_step"] >= 1
     assert "| metric | base (SFT) | GRPO | ECHO (stable)" in summary["table_markdown"]
     assert len(summary["runs"]) == len(table["methods"]) - 1  # one seed each under --quick
