@@ -55,6 +55,7 @@ def test_tasks_without_tests_train_verifier_free_and_evaluate_on_tasks_with_test
         assert 0 <= record["filter/rollouts_kept"] <= 1 and math.isfinite(record["env_loss"])
         assert record["lambda"] == 1.0
     assert any(r["filter/rollouts_kept"] > 0 and r["target_tokens"] > 0 for r in steps), "the filter kept nothing"
+    print("rollouts kept per step:", [r["filter/rollouts_kept"] for r in steps])
     assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [1, 2, 3]
     start = load_file(latest_checkpoint(sft_run / "checkpoints") / "model.safetensors")
     end = load_file(latest_checkpoint(run / "checkpoints") / "model.safetensors")
@@ -114,8 +115,8 @@ def test_step_metrics_leave_reward_and_pass_rate_out_without_a_verifier():
 
 def test_progress_line_says_no_verifier_and_the_share_kept(capsys):
     with ProgressDisplay("run", 2) as progress:
-        progress.step(1, {"loss": 1.0, "env_ce": 2.0, "filter/rollouts_kept": 0.75, "tokens_per_s": 10.0})
-        progress.step(2, {"loss": 1.0, "reward_mean": 0.5, "pass_rate": 0.25, "env_ce": 2.0})
+        progress.step(1, {"kind": "train", "loss": 1.0, "env_ce": 2.0, "filter/rollouts_kept": 0.75})
+        progress.step(2, {"kind": "train", "loss": 1.0, "reward_mean": 0.5, "pass_rate": 0.25, "env_ce": 2.0})
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
     assert "no verifier" in lines[0] and "kept 75%" in lines[0] and "reward" not in lines[0]
     assert "reward 0.500" in lines[1] and "pass 25.0%" in lines[1] and "kept" not in lines[1]

@@ -1,5 +1,5 @@
 """The live progress display of a run: a bar with step, reward, pass rate, env CE, tokens/s and ETA, and one
-line per step (alarms in red). A verifier-free step (no reward) shows "no verifier" instead of reward and
+line per step (alarms in red). A verifier-free RL step (no reward) shows "no verifier" instead of reward and
 pass rate, and a step under a rollout filter the share of rollouts the env term kept.
 Writes to stderr; disabled by ``logging.progress: false`` and on ranks > 0."""
 
@@ -52,10 +52,10 @@ class ProgressDisplay:
     def step(self, step: int, record: dict[str, Any], alarms: Sequence[Alarm] = ()) -> None:
         """Advance to ``step`` and print its line: reward and pass rate (or "no verifier"), the share of
         rollouts kept (under a rollout filter), env CE, loss, tokens/s."""
-        if "reward_mean" in record:
-            stats = f"reward {_fmt(record['reward_mean'])}  pass {_fmt(record.get('pass_rate'), '.1%')}  "
-        else:
+        if record.get("kind") == "train" and "reward_mean" not in record:
             stats = "no verifier  "
+        else:
+            stats = f"reward {_fmt(record.get('reward_mean'))}  pass {_fmt(record.get('pass_rate'), '.1%')}  "
         if "filter/rollouts_kept" in record:
             stats += f"kept {_fmt(record['filter/rollouts_kept'], '.0%')}  "
         stats += f"env CE {_fmt(record.get('env_ce'))}  {_fmt(record.get('tokens_per_s'), '.0f')} tok/s"
