@@ -341,6 +341,12 @@ class ObjectiveConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _selection_needs_rewards(self) -> ObjectiveConfig:
+        if self.dynamic_sampling.enabled and not self.uses_reward:
+            raise ValueError("dynamic_sampling selects groups by reward: env_only has none")
+        return self
+
+    @model_validator(mode="after")
     def _refill_needs_dynamic_sampling(self) -> ObjectiveConfig:
         if self.dynamic_sampling.max_refill_draws and not self.dynamic_sampling.enabled:
             raise ValueError("dynamic_sampling.max_refill_draws needs dynamic_sampling.enabled=true")

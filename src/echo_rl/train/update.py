@@ -11,7 +11,7 @@
    the first update (π_old of TIS).
 3. ``train.update_epochs`` passes over ``train.mini_batches`` mini-batches of whole groups (group k of G
    in mini-batch ⌊k·M/G⌋ on each rank); each mini-batch is one optimizer update whose denominators
-   (valid sequences, policy sequences, action tokens, env sequences) are its own summed over all ranks, so the
+   (valid, policy and env sequences, action tokens) are its own summed over all ranks, so the
    micro-batch losses of all ranks add up to the mini-batch's loss. π_old of the clipped ratio stays the
    sampler's log-probs throughout, so the ratio moves away from 1 after the first update and the clip
    acts. Groups are kept whole because their advantages and informativeness are per group.
@@ -26,6 +26,7 @@ trainer shards whole groups.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
