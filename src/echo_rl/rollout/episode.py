@@ -11,7 +11,8 @@ task's ``[agent] timeout_sec``), per-command timeout (cut to the agent time left
 after every episode whose sandbox is alive, agent limits included, with ``episode.verifier_timeout_s``
 (a task's ``[verifier] timeout_sec`` wins) — unless the task has no ``tests/test.sh`` or the runner is
 verifier-free (``verify=False``: env-only training), when it is skipped and nothing stands in for it.
-The policy runs on a worker thread while sandbox I/O goes on, batching all live episodes (:mod:`echo_rl.rollout.batcher`: continuously for the transformers backend,
+The policy runs on a worker thread while sandbox I/O goes on, batching all live episodes
+(:mod:`echo_rl.rollout.batcher`: continuously for the transformers backend,
 one call per step for the others).
 
 Every episode ends in exactly one outcome class; nothing raises out of :meth:`EpisodeRunner.run`:
