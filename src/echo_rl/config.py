@@ -471,6 +471,14 @@ class RunConfig(Section):
     logging: LoggingConfig = LoggingConfig()
     parallel: ParallelConfig = ParallelConfig()
 
+    @model_validator(mode="after")
+    def _fsdp2_takes_no_gradient_probes(self) -> RunConfig:
+        probes = self.objective.grad_probe_every > 0 or self.objective.env.balance.separate_clip is not None
+        if self.parallel.mode == "fsdp2" and probes:
+            raise ValueError("parallel.mode=fsdp2 cannot measure per-term gradients (objective.grad_probe_every, "
+                             "objective.env.balance.separate_clip); use parallel.mode=ddp")
+        return self
+
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
     first = err.errors()[0]

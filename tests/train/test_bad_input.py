@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 
 import pytest
 from train_configs import make_config
@@ -65,4 +66,21 @@ def test_an_existing_run_needs_resume_and_a_partial_checkpoint_is_refused(config
     (partial / "COMPLETE").unlink()
     out = tmp_path / "out"
     _fails(capsys, ["train", str(config), f"policy.model={partial}", "--out", str(out)], "not a complete checkpoint")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+def test_bad_parallel_and_lora_settings_are_one_line_and_write_nothing(command, config, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    for overrides, expected in [
+        (["parallel.mode=fsdp2"], "parallel.mode=fsdp2 needs torchrun"),
+        (["parallel.mode=ddp"], "parallel.mode=ddp needs torchrun"),
+        (["parallel.mode=zero3"], "parallel.mode: Input should be"),
+        (["parallel.mode=fsdp2", "objective.grad_probe_every=2"], "parallel.mode=fsdp2 cannot measure per-term"),
+    ]:
+        _fails(capsys, [command, str(config), *overrides, "--out", str(out)], expected)
+        assert not out.exists()
+    monkeypatch.setitem(sys.modules, "peft", None)  # as if peft were not installed: importing it fails
+    _fails(capsys, [command, str(config), "policy.lora.enabled=true", "--out", str(out)],
+           "policy.lora.enabled: LoRA needs peft")
     assert not out.exists()

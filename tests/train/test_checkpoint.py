@@ -21,6 +21,7 @@ from echo_rl.train.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
     load_training_state,
+    read_optimizer_state,
     read_state,
     remove_partial,
     save_checkpoint,
@@ -47,12 +48,13 @@ def test_round_trip_restores_model_optimizer_scheduler_rng_and_state(tiny, tmp_p
     model, tokenizer = tiny
     optimizer, scheduler = build_optimizer(model, OptimConfig(lr=1e-3, warmup_steps=3))
     _train_one_step(model, optimizer, scheduler)
-    path = save_checkpoint(tmp_path, 7, model, tokenizer, optimizer, scheduler, {"sampler": {"epoch": 1}})
+    path = save_checkpoint(tmp_path, 7, model, tokenizer, optimizer.state_dict(), scheduler, {"sampler": {"epoch": 1}})
     expected_draws = (random.random(), np.random.rand(), torch.rand(3))
 
     loaded, loaded_tok = load_policy_model(str(path))
     opt2, sched2 = build_optimizer(loaded, OptimConfig(lr=1e-3, warmup_steps=3))
-    state = load_training_state(path, opt2, sched2)
+    state = load_training_state(path, sched2)
+    opt2.load_state_dict(read_optimizer_state(path))
     assert state == {"step": 7, "sampler": {"epoch": 1}}
     assert (random.random(), np.random.rand()) == expected_draws[:2] and torch.equal(torch.rand(3), expected_draws[2])
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):

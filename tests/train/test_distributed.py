@@ -29,7 +29,7 @@ def test_two_process_torchrun_equals_one_process(rl_run, sft_run, tmp_path):
     save_trajectories(batch, rollouts)
     result, run_out = tmp_path / "result.pt", tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HELPER),
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(HELPER), "auto",
          str(sft_run), str(batch), str(result), str(run_out)],
         capture_output=True, text=True, timeout=900, check=False,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from echo_rl.errors import UserError
+from echo_rl.models.lora import base_model_path, is_adapter_checkpoint, load_adapters
 
 if TYPE_CHECKING:  # torch and transformers load lazily: resolving a spec must stay cheap for the CLI
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -110,8 +111,8 @@ def resolve_checkpoint(spec: str) -> Path:
     path = Path(spec).expanduser()
     if not path.is_dir():
         raise UserError(f"no such model: expected '{TINY}', '{SMOLLM2}' or a checkpoint directory", where=spec)
-    if not (path / "config.json").is_file():
-        raise UserError("not a checkpoint directory (no config.json)", where=spec)
+    if not (path / "config.json").is_file() and not is_adapter_checkpoint(path):
+        raise UserError("not a checkpoint directory (no config.json or adapter_config.json)", where=spec)
     if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
         raise UserError("checkpoint has no tokenizer", where=spec)
     return path
@@ -132,16 +133,22 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
 
 
 def load_policy_model(
-    spec: str, *, dtype: str = "float32", device: str = "cpu"
+    spec: str, *, dtype: str = "float32", device: str = "cpu", trainable_adapters: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``spec`` (see :func:`resolve_checkpoint`) as an eval-mode causal LM on ``device`` with its
-    tokenizer. ``device`` ``auto`` means CUDA when available."""
+    tokenizer. ``device`` ``auto`` means CUDA when available. An adapter checkpoint (LoRA) loads its base
+    model with the adapters merged in, or kept as trainable adapters when ``trainable_adapters``."""
     import torch
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(spec)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = resolve_checkpoint(spec)
+    adapters = path if is_adapter_checkpoint(path) else None
     with _quiet():
-        model = AutoModelForCausalLM.from_pretrained(resolve_checkpoint(spec), dtype=getattr(torch, dtype))
+        weights = resolve_checkpoint(base_model_path(adapters)) if adapters else path
+        model = AutoModelForCausalLM.from_pretrained(weights, dtype=getattr(torch, dtype))
+        if adapters:
+            model = load_adapters(model, adapters, trainable=trainable_adapters)
     return model.to(device).eval(), tokenizer

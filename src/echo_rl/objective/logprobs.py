@@ -17,6 +17,10 @@ Under ``torch.autocast`` (bf16 compute, :mod:`echo_rl.train.precision`) the proj
 autocast dtype in both passes, as the model's own ``lm_head`` would (the recomputed logits then equal the
 forward's); the softmax, the log-probs and the weight gradient stay float32.
 Positions are aligned with ``input_ids``: entry t is log p(x_t | x_<t); entry 0 and padding are 0.
+
+The hidden states come from the model's own (root) forward with no position kept for its logits, so that
+wrappers that act in that forward — DistributedDataParallel's gradient hooks, FSDP2's all-gathers, peft's
+adapters — see the pass (:func:`final_hidden_states`).
 """
 
 from __future__ import annotations
@@ -132,6 +136,15 @@ def hidden_logprobs(
     return _ChunkedLogprobs.apply(hidden, weight, targets, inv_temp, chunk_size, False)[0]
 
 
+def final_hidden_states(model: torch.nn.Module, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """The last hidden states [B, T, hidden] (after the final norm) from one call of ``model`` itself, with an
+    empty logits selection: no [T × V] logits are computed."""
+    nothing = torch.zeros(0, dtype=torch.long, device=input_ids.device)  # the positions to score: none
+    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, output_hidden_states=True,
+                logits_to_keep=nothing)
+    return out.hidden_states[-1]
+
+
 def token_logprobs(
     model: torch.nn.Module,
     input_ids: Tensor,
@@ -143,10 +156,10 @@ def token_logprobs(
     """log p(x_t | x_<t) for every real token of a right-padded batch, from one pass of the model body and a
     chunked projection (see the module docstring). ``model`` is a Hugging Face causal LM whose logits are
     ``lm_head(hidden)`` without bias; ``temperature`` is a scalar or a [B, T] tensor of per-token τ_t."""
-    head = model.get_output_embeddings()
+    head = getattr(model, "module", model).get_output_embeddings()  # through a DistributedDataParallel wrapper
     if getattr(head, "bias", None) is not None:
         raise ValueError("token_logprobs supports output projections without bias")
-    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = final_hidden_states(model, input_ids, attention_mask)
     selected = attention_mask[:, 1:].bool()
     inv_temp = _per_token(temperature, input_ids)[:, 1:][selected].reciprocal()
     logprobs, entropy = _ChunkedLogprobs.apply(

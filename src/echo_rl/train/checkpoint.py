@@ -2,9 +2,14 @@
 
 A checkpoint is a directory ``RUN/checkpoints/step-N/`` that is also a Hugging Face model directory::
 
-    config.json, model.safetensors, generation_config.json   model (save_pretrained, safetensors)
+    config.json, model.safetensors, generation_config.json   model (save_pretrained, safetensors; under FSDP2
+                                                              the full fp32 state gathered from the shards)
+    adapter_config.json, adapter_model.safetensors            instead, with LoRA: the adapters (peft), the
+                                                              base model's path in adapter_config.json
     tokenizer.json, tokenizer_config.json, …                  tokenizer (save_pretrained)
-    optimizer.pt, scheduler.pt                                optimizer and LR-scheduler state
+    optimizer.pt, scheduler.pt                                optimizer state keyed by parameter name (any
+                                                              parallel mode and world size resumes from it),
+                                                              LR-scheduler state
     rng.pt                                                    python / numpy / torch RNG states
     trainer_state.json                                        step, sampler position, best score, …
     COMPLETE                                                  manifest {file: size}, written last
@@ -33,6 +38,7 @@ from echo_rl.errors import UserError
 from echo_rl.rundir import atomic_write_text
 
 COMPLETE = "COMPLETE"
+OPTIMIZER = "optimizer.pt"
 STATE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -83,22 +89,24 @@ def save_checkpoint(
     step: int,
     model: Any,
     tokenizer: Any,
-    optimizer: torch.optim.Optimizer | None,
+    optimizer_state: dict[str, Any] | None,
     scheduler: Any | None,
     state: dict[str, Any],
+    model_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Atomically write checkpoint ``directory/step-N`` (replacing an older one of the same step) and return
-    its path. ``state`` is JSON-serialisable trainer state (sampler position, best score, …)."""
+    its path. ``state`` is JSON-serialisable trainer state (sampler position, best score, …);
+    ``model_state`` the weights to write instead of ``model``'s own (gathered FSDP2 shards)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / step_dir_name(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=directory))
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Writing model shards" bar through the run's progress display
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=model_state)
         tokenizer.save_pretrained(tmp)
-        if optimizer is not None:
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if optimizer_state is not None:
+            torch.save(optimizer_state, tmp / OPTIMIZER)
         if scheduler is not None:
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(capture_rng(), tmp / "rng.pt")
@@ -176,13 +184,17 @@ def read_state(path: Path) -> dict[str, Any]:
     return json.loads((path / STATE).read_text())
 
 
-def load_training_state(path: Path, optimizer: torch.optim.Optimizer | None, scheduler: Any | None) -> dict[str, Any]:
-    """Restore optimizer, scheduler and RNG states from checkpoint ``path``; return its trainer state.
-    The model weights are loaded by the model loader from the same directory."""
+def load_training_state(path: Path, scheduler: Any | None) -> dict[str, Any]:
+    """Restore scheduler and RNG states from checkpoint ``path``; return its trainer state. The model
+    weights are loaded by the model loader from the same directory, the optimizer state is
+    :func:`read_optimizer_state`'s."""
     state = read_state(path)
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     if scheduler is not None:
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     restore_rng(torch.load(path / "rng.pt", weights_only=False))
     return state
+
+
+def read_optimizer_state(path: Path) -> dict[str, Any]:
+    """The optimizer state saved in checkpoint ``path``."""
+    return torch.load(path / OPTIMIZER, weights_only=False)

@@ -1,21 +1,20 @@
 """Data-parallel helpers over ``torch.distributed`` (launched with ``torchrun``; gloo on CPU, NCCL on GPU).
 
-Every rank holds the full model, draws the same task list, runs the groups ``shard(...)`` gives it, and
-back-propagates its share of the global loss (each sequence weighted 1 / global batch size). Gradients are
-then summed across ranks with one flat all-reduce, so an update equals the single-process update on the
-same global batch. Without ``torchrun`` (no ``WORLD_SIZE`` in the environment) every helper is a no-op.
+Every rank draws the same task list, runs the groups ``shard(...)`` gives it, and back-propagates its share
+of the global loss (each sequence weighted 1 / global batch size); how gradients are reduced across ranks
+(DDP or FSDP2) is :mod:`echo_rl.train.parallel`'s. Without ``torchrun`` (no ``WORLD_SIZE`` in the
+environment) every helper is a no-op.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 T = TypeVar("T")
 
@@ -69,20 +68,13 @@ def shard(items: Sequence[T], ctx: DistContext, chunk: int = 1) -> list[T]:
     return [item for run in runs[ctx.rank :: ctx.world_size] for item in run]
 
 
-def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], ctx: DistContext) -> None:
-    """Sum every parameter's gradient across ranks (one flat all-reduce); parameters without a gradient get
-    a zero one first so that every rank sends the same buffer."""
+def all_reduce_max(value: float, ctx: DistContext) -> float:
+    """The largest ``value`` over ranks."""
     if not ctx.enabled:
-        return
-    params = [p for p in parameters if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    grads = [p.grad for p in params]
-    flat = _flatten_dense_tensors(grads)
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    for grad, synced in zip(grads, _unflatten_dense_tensors(flat, grads)):
-        grad.copy_(synced)
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
 
 
 def all_reduce_sum(values: Sequence[float], ctx: DistContext) -> list[float]:

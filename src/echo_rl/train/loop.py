@@ -19,6 +19,7 @@ from echo_rl.train.alarms import Alarm
 from echo_rl.train.checkpoint import (
     load_training_state,
     prune_checkpoints,
+    read_optimizer_state,
     save_checkpoint,
 )
 from echo_rl.train.distributed import shutdown
@@ -49,7 +50,9 @@ class Loop:
     def __init__(self, session: Session, num_items: int) -> None:
         self.s = session
         cfg = session.cfg
-        self.optimizer, self.scheduler = build_optimizer(session.model, cfg.optim)
+        assert session.trained is not None, "a training session (open_session(..., training=True))"
+        self.trained = session.trained
+        self.optimizer, self.scheduler = build_optimizer(self.trained.module, cfg.optim)
         self.sampler = TaskSampler(num_items, cfg.seed)
         self.step = 0
         self.best: dict[str, Any] = {"step": None, "score": None}
@@ -60,7 +63,8 @@ class Loop:
         if self.s.resume_from is None:
             seed_everything(self.s.cfg.seed)
             return
-        state = load_training_state(self.s.resume_from, self.optimizer, self.scheduler)
+        state = load_training_state(self.s.resume_from, self.scheduler)
+        self.trained.load_optimizer_state(self.optimizer, read_optimizer_state(self.s.resume_from))
         self.step, self.best = state["step"], state["best"]
         self.sampler.load_state(state["sampler"])
         self.load_extra_state(state)
@@ -86,11 +90,14 @@ class Loop:
         return result
 
     def save(self, step: int) -> None:
-        """Checkpoint (rank 0), then prune all but the newest ``train.keep_checkpoints`` and the best."""
+        """Checkpoint (gathered on every rank, written by rank 0), then prune all but the newest
+        ``train.keep_checkpoints`` and the best."""
         s = self.s
+        model_state, optimizer_state = self.trained.model_state(), self.trained.optimizer_state(self.optimizer)
         if s.ctx.is_main:
             state = {"sampler": self.sampler.state(), "best": self.best, **self.extra_state()}
-            save_checkpoint(s.run.checkpoints, step, s.model, s.tokenizer, self.optimizer, self.scheduler, state)
+            save_checkpoint(s.run.checkpoints, step, s.model, s.tokenizer, optimizer_state, self.scheduler, state,
+                            model_state=model_state)
             protect = {self.best["step"]} if self.best["step"] is not None else set()
             prune_checkpoints(s.run.checkpoints, s.cfg.train.keep_checkpoints, protect)
 
@@ -119,7 +126,7 @@ def run_loop(loop: type[Loop], cfg: RunConfig, out: Path, *, resume: bool = Fals
     ``loop`` over it and return the run directory. Under ``torchrun`` every rank calls this."""
     require_trainable(cfg.policy.dtype)
     splits = ("train", *cfg.eval.splits) if cfg.train.eval_every else ("train",)
-    session = open_session(cfg, out, resume=resume, splits=splits)
+    session = open_session(cfg, out, resume=resume, splits=splits, training=True)
     try:
         return loop(session).fit()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from echo_rl.config import OptimConfig
 
@@ -23,10 +24,10 @@ def clip_and_step(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     max_norm: float,
 ) -> float:
-    """Clip the global gradient norm to ``max_norm``, step optimizer and scheduler, zero the gradients;
-    return the pre-clip gradient norm."""
+    """Clip the global gradient norm to ``max_norm`` (over all ranks for FSDP2's sharded DTensor gradients),
+    step optimizer and scheduler, zero the gradients; return the pre-clip gradient norm."""
     norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(norm)
+    return float(norm.full_tensor() if isinstance(norm, DTensor) else norm)  # FSDP2: reduced over ranks

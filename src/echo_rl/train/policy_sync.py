@@ -36,7 +36,8 @@ def make_policy(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
         from echo_rl.rollout.policy.hf import TransformersPolicy
 
         compute = functools.partial(compute_autocast, cfg.policy.dtype, next(model.parameters()).device)
-        return TransformersPolicy(model, pad_token_id=tokenizer.pad_token_id, seed=seed, compute=compute)
+        sampled = model.get_base_model() if hasattr(model, "peft_config") else model  # LoRA: adapters in place
+        return TransformersPolicy(sampled, pad_token_id=tokenizer.pad_token_id, seed=seed, compute=compute)
     if backend == "vllm":
         from echo_rl.models.load import resolve_checkpoint
 

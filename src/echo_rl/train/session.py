@@ -28,11 +28,13 @@ from echo_rl.errors import UserError
 from echo_rl.eval.evaluate import EnvCESet, Evaluator
 from echo_rl.eval.heldout import load_or_record
 from echo_rl.harness.chat import ChatFormat
-from echo_rl.models.load import load_policy_model
+from echo_rl.models.load import load_policy_model, resolve_checkpoint
+from echo_rl.models.lora import add_adapters, is_adapter_checkpoint, require_peft
 from echo_rl.rollout.policy.base import Policy
 from echo_rl.rollout.policy.vllm import check_engine
 from echo_rl.rundir import RunDir, atomic_write_text
 from echo_rl.sandbox.gc import collect_garbage
+from echo_rl.seeding import derive_seed
 from echo_rl.tasks.task import Task
 from echo_rl.train.checkpoint import (
     STATE,
@@ -43,10 +45,12 @@ from echo_rl.train.checkpoint import (
 )
 from echo_rl.train.data import load_task_splits
 from echo_rl.train.distributed import DistContext, barrier, init_distributed
+from echo_rl.train.parallel import TrainedModel, parallelize, resolve_mode
 from echo_rl.train.sinks import MetricsLogger, check_logging
 
 log = logging.getLogger(__name__)
-RESUMABLE = {"train": {"steps"}}  # config fields a resumed run may change
+# config fields a resumed run may change (checkpoints are the same under every parallel mode)
+RESUMABLE = {"train": {"steps"}, "parallel": {"mode", "activation_checkpointing"}}
 
 
 def run_label(out: Path) -> str:
@@ -93,6 +97,7 @@ class Session:
     resume_from: Path | None = None
     logger: MetricsLogger | None = field(default=None, repr=False)
     initial_model: str = ""  # the model spec the run started from (a resumed run's reference model)
+    trained: TrainedModel | None = None  # training sessions: the module the updates train (``model``: its full view)
 
     @property
     def pad_id(self) -> int:
@@ -155,10 +160,18 @@ def _step_of(line: str) -> int:
         return 1 << 62  # a torn line: dropped
 
 
-def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, ...], model: str | None = None) -> Session:
+def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, ...], model: str | None = None,
+                 training: bool = False) -> Session:
     """Validate everything (module docstring), then set up the run directory; ``model`` overrides
-    ``cfg.policy.model`` (a resumed run loads its checkpoint instead)."""
+    ``cfg.policy.model`` (a resumed run loads its checkpoint instead). A ``training`` session also checks
+    ``parallel.mode`` (and peft for ``policy.lora``) first, adds LoRA adapters to a full checkpoint, and sets
+    the model up for the mode (:func:`echo_rl.train.parallel.parallelize`)."""
     ctx = init_distributed(cfg.policy.device)
+    lora = training and cfg.policy.lora.enabled
+    if training:
+        resolve_mode(cfg, ctx)
+    if lora:
+        require_peft()
     if cfg.policy.threads is not None:
         torch.set_num_threads(cfg.policy.threads)
     run = RunDir(Path(out))
@@ -169,7 +182,11 @@ def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, 
     task_splits = load_task_splits(cfg, splits)
     spec = str(resume_from) if resume_from else resolve_model_spec(model or cfg.policy.model)
     # float32 master weights whatever policy.dtype says: that is the compute precision (train/precision.py)
-    policy_model, tokenizer = load_policy_model(spec, dtype="float32", device=str(ctx.device))
+    policy_model, tokenizer = load_policy_model(spec, dtype="float32", device=str(ctx.device), trainable_adapters=lora)
+    if lora and not is_adapter_checkpoint(resolve_checkpoint(spec)):
+        seed = derive_seed(cfg.seed, "lora")
+        policy_model = add_adapters(policy_model, cfg.policy.lora, resolve_checkpoint(spec), seed)
+    trained = parallelize(policy_model, cfg, ctx) if training else None
     chat = ChatFormat.from_config(tokenizer, cfg.harness)
     label = run_label(run.root)
     logger = None
@@ -182,5 +199,6 @@ def open_session(cfg: RunConfig, out: Path, *, resume: bool, splits: tuple[str, 
         asyncio.run(collect_garbage(label, containers=cfg.sandbox.backend == "container", engine_url=cfg.sandbox.engine_url))
         logger = MetricsLogger(run, cfg.logging, cfg.model_dump(mode="json"), cfg.name)
     barrier(ctx)
-    return Session(cfg, ctx, run, label, policy_model, tokenizer, chat, spec, task_splits, resume_from, logger,
-                   initial_model=model or cfg.policy.model)
+    full = trained.full if trained else policy_model
+    return Session(cfg, ctx, run, label, full, tokenizer, chat, spec, task_splits, resume_from, logger,
+                   initial_model=model or cfg.policy.model, trained=trained)

@@ -36,7 +36,6 @@ from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_traje
 from echo_rl.rollout.transcript_file import load_transcript_file
 from echo_rl.train.alarms import Alarm
 from echo_rl.train.distributed import (
-    all_reduce_gradients,
     all_reduce_sum,
     barrier,
     gather_lists,
@@ -44,6 +43,7 @@ from echo_rl.train.distributed import (
 )
 from echo_rl.train.loop import Loop, run_loop
 from echo_rl.train.optim import clip_and_step
+from echo_rl.train.parallel import accumulate_gradients, autocast_dtype
 from echo_rl.train.policy_sync import make_policy
 from echo_rl.train.precision import compute_autocast
 from echo_rl.train.session import Session
@@ -93,7 +93,9 @@ class SFTTrainer(Loop):
     def micro_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         """Action NLL (+ weighted env term) of one micro-batch, with its metrics."""
         cfg = self.s.cfg
-        logprobs = token_logprobs(self.s.model, batch.input_ids, batch.attention_mask, cfg.objective.logprob_chunk_size).logprobs
+        module, chunk = self.trained.module, cfg.objective.logprob_chunk_size
+        with compute_autocast(autocast_dtype(module, cfg.policy.dtype), self.s.ctx.device):
+            logprobs = token_logprobs(module, batch.input_ids, batch.attention_mask, chunk).logprobs
         action_nll = aggregate(-logprobs, batch.action_mask.float(), "seq_mean", batch.n_seqs, batch.n_action_tokens, 1.0)
         env, env_metrics = env_term(logprobs, batch, cfg.objective.env)
         weight = cfg.train.sft_env_loss_weight
@@ -108,17 +110,14 @@ class SFTTrainer(Loop):
         chosen = shard([self.demos[i] for i in self.sampler.next(cfg.train.sft_batch_size)], s.ctx)
         batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, 1.0)
         batch = batch.with_counts(all_reduce_sum(batch.own_counts(), s.ctx))
-        s.model.train()
-        parts = []
-        for mb in batch.micro_batches(cfg.train.micro_batch_size) if chosen else []:
-            with compute_autocast(cfg.policy.dtype, s.ctx.device):
-                loss, metrics = self.micro_loss(mb.to(s.ctx.device))
-            loss.backward()
-            parts.append(metrics)
-        all_reduce_gradients(s.model.parameters(), s.ctx)
+        module = self.trained.module
+        module.train()
+        micro = [mb.to(s.ctx.device) for mb in batch.micro_batches(cfg.train.micro_batch_size)] if chosen else []
+        parts = accumulate_gradients(module, micro, self.micro_loss, s.ctx)
         lr = self.scheduler.get_last_lr()[0]
-        grad_norm = clip_and_step(s.model, self.optimizer, self.scheduler, cfg.optim.grad_clip)
-        s.model.eval()
+        grad_norm = clip_and_step(module, self.optimizer, self.scheduler, cfg.optim.grad_clip)
+        module.eval()
+        self.trained.refresh()
         metrics = reduce_metrics(gather_lists(parts, s.ctx))
         elapsed = time.monotonic() - start
         record = {"kind": "sft", "step": step, **metrics, "grad_norm": grad_norm, "lr": lr, "step_s": elapsed,

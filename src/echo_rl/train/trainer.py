@@ -122,8 +122,9 @@ class Trainer(Loop):
         local, refill = self.rollouts(step)
         rollout_s = time.monotonic() - start
         release_for_update(self.policy)  # a colocated engine (vLLM) sleeps while the trainer updates
-        update = policy_update(s.model, self.optimizer, self.scheduler, self.balancer, local, cfg, step, s.pad_id,
-                               s.ctx, reference=self.reference)
+        update = policy_update(self.trained.module, self.optimizer, self.scheduler, self.balancer, local, cfg, step,
+                               s.pad_id, s.ctx, reference=self.reference)
+        self.trained.refresh()
         sync_weights(self.policy, s.model)
         stats = step_metrics(merge_stats(gather_lists([rollout_stats(local, cfg.train.rollouts_per_task)], s.ctx)))
         record = {"kind": "train", "step": step, **update, **stats, **refill, "rollout_s": rollout_s,

@@ -45,11 +45,11 @@ from echo_rl.objective import (
 from echo_rl.rollout.trajectory import Trajectory
 from echo_rl.train.distributed import (
     DistContext,
-    all_reduce_gradients,
     all_reduce_sum,
     gather_lists,
 )
 from echo_rl.train.optim import clip_and_step
+from echo_rl.train.parallel import accumulate_gradients, autocast_dtype, paused_gradient_sync
 from echo_rl.train.precision import compute_autocast
 
 if TYPE_CHECKING:
@@ -165,20 +165,20 @@ def optimizer_update(
     model.train()
     extra: dict[str, float] = {}
     if balancer.probe_due(step):
-        with compute_autocast(cfg.policy.dtype, ctx.device):
+        with compute_autocast(cfg.policy.dtype, ctx.device), paused_gradient_sync(model):
             grads = per_term_gradients(model, micro, cfg.objective)
         grads.all_reduce()
         extra = balancer.apply(grads, step)
         parts = grads.metrics
     else:
         w_env = balancer.weights(step)[1]
-        parts = []
-        for mb in micro:
-            with compute_autocast(cfg.policy.dtype, ctx.device):
-                loss, metrics = echo_loss(model, mb, cfg.objective, step, env_weight=w_env)
-            loss.backward()
-            parts.append(metrics)
-        all_reduce_gradients(model.parameters(), ctx)
+        compute = autocast_dtype(model, cfg.policy.dtype)
+
+        def loss_of(mb: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+            with compute_autocast(compute, ctx.device):
+                return echo_loss(model, mb, cfg.objective, step, env_weight=w_env)
+
+        parts = accumulate_gradients(model, micro, loss_of, ctx)
     lr = scheduler.get_last_lr()[0]
     grad_norm = clip_and_step(model, optimizer, scheduler, cfg.optim.grad_clip)
     metrics = reduce_metrics(gather_lists(parts, ctx))
