@@ -49,6 +49,7 @@ from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.objective.logprobs import token_logprobs
 from echo_rl.train.distributed import DistContext, all_reduce_max
+from echo_rl.train.precision import compute_dtype
 
 Item = TypeVar("Item")
 
@@ -138,7 +139,7 @@ def parallelize(model: torch.nn.Module, cfg: RunConfig, ctx: DistContext) -> Tra
         ddp = DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
         ddp.register_comm_hook(None, _sum_allreduce_hook)
         return TrainedModel(ddp, model, mode, ctx)
-    compute = getattr(torch, cfg.policy.dtype)
+    compute = compute_dtype(cfg.policy.dtype)
     full = copy.deepcopy(model).to(compute).requires_grad_(False).eval()
     model.to(torch.float32)
     mesh = dist.device_mesh.init_device_mesh(ctx.device.type, (ctx.world_size,))
