@@ -4,7 +4,7 @@ For random-init Qwen3-architecture models (no weights downloaded) from a few mil
 largest that runs here in reasonable time, on CPU, fp32 with activation checkpointing off and on, and bf16
 autocast over fp32 weights (the trainer's ``policy.dtype=bfloat16``): one
 steady-state step (2 micro-batches of forward + backward of the objective's chunked log-prob pass, then
-AdamW; :func:`echo_rl.train.memmeasure.measured_step_peak`) measured at the CPU allocator (profiler
+AdamW; :func:`echo_rl.train.memory.measured_step_peak`) measured at the CPU allocator (profiler
 memory events: deterministic, unlike RSS), next to :func:`echo_rl.train.memplan.memory_plan`'s peak, and
 their ratio. Then the plan alone for the paper's configuration (Qwen3-8B, 8 ranks of 80 GB, 16k tokens,
 FSDP2, bf16 compute with fp32 master weights and AdamW, checkpointing) — FSDP2 is planned from first
@@ -25,7 +25,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from echo_rl.config import RunConfig  # noqa: E402
-from echo_rl.train.memmeasure import measured_step_peak  # noqa: E402
+from echo_rl.train.memory import measured_step_peak  # noqa: E402
 from echo_rl.train.memplan import GIB, PRESETS, memory_plan, shape_from_config  # noqa: E402
 
 MIB = 2**20

@@ -1,7 +1,7 @@
 """The memory plan (:mod:`echo_rl.train.memplan`) against measured peaks and published model shapes.
 
 Measured: the CPU allocator's peak of a real forward + backward + AdamW step of small random Qwen3
-models (:mod:`echo_rl.train.memmeasure`), fp32 and bf16 autocast over fp32 weights, activation
+models (:mod:`echo_rl.train.memory`), fp32 and bf16 autocast over fp32 weights, activation
 checkpointing off and on. FSDP2 is planned from first principles only (not measured here)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.models.load import resolve_checkpoint
-from echo_rl.train.memmeasure import measured_step_peak
+from echo_rl.train.memory import measured_step_peak
 from echo_rl.train.memplan import GIB, PRESETS, memory_plan, model_shape, plan_for_device, shape_from_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -115,8 +115,8 @@ def test_cli_plan_prints_and_writes_nothing(cli, tmp_path):
 
 
 def test_plan_that_does_not_fit_is_one_line_exit_2(cli, tmp_path):
-    result = cli("train", str(CONFIGS / "paper.yaml"), "policy.model=qwen3-8b", "--plan", "--world-size", "8",
-                 "--device-memory-gb", "80", "--out", str(tmp_path / "run"))
+    result = cli("train", str(CONFIGS / "paper.yaml"), "policy.model=qwen3-8b", "parallel.activation_checkpointing=false",
+                 "--plan", "--world-size", "8", "--device-memory-gb", "80", "--out", str(tmp_path / "run"))
     assert result.code == 2
     assert result.stderr.count("\n") == 1 and "per rank exceeds 80.0 GiB" in result.stderr
     assert "parallel.activation_checkpointing=true" in result.stderr and not (tmp_path / "run").exists()
