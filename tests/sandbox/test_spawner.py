@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 import psutil
 import pytest
@@ -36,13 +37,22 @@ def test_exit_statuses_and_launch_errors_come_back():
     asyncio.run(scenario())
 
 
+def started(argument: str, timeout_s: float = 5.0) -> list[int]:
+    """The pids of the processes with ``argument``, once there are any: a job put in the background with
+    ``&`` may not have exec'd yet when the command that started it returns."""
+    deadline = time.monotonic() + timeout_s
+    while not (found := procs.with_argument(argument)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the drop to nobody happens only for host root")
 def test_as_root_every_sandbox_process_runs_as_nobody_on_the_host(loop):
     box = Box(loop, LocalSandbox(small_config(), label=LABEL), "local")
     box.run(box.sandbox.start())
     try:
         box.ok("sleep 4323 >/dev/null 2>&1 &")
-        (sleeper,) = procs.with_argument("sleep\x004323")
+        (sleeper,) = started("sleep\x004323")
         chain = [psutil.Process(sleeper), *psutil.Process(sleeper).parents()]
         inside = chain[: [p.pid for p in chain].index(Spawner.shared().server_pid)]  # up to the spawner
         assert inside and all(set(p.uids()) == {NOBODY} for p in inside), [(p.name(), p.uids()) for p in inside]
@@ -57,9 +67,12 @@ def test_a_dead_spawner_takes_its_sandboxes_along_and_is_replaced(loop):
     box.run(box.sandbox.start())
     try:
         box.ok("cd /tmp && sleep 4324 >/dev/null 2>&1 &")
+        sleeper = started("sleep\x004324")
+        assert sleeper
         old = Spawner.shared()
         os.kill(old.server_pid, signal.SIGKILL)
-        assert not box.run(procs.wait_gone(procs.with_argument("sleep\x004324"), 5)), "sandbox outlived its spawner"
+        # the sleep dies with the sandbox's pid namespace, and so does its shell: then the next exec restarts it
+        assert not box.run(procs.wait_gone(sleeper, 5)), "sandbox outlived its spawner"
         result = box.exec("echo back; pwd")
         assert result.shell_restarted and result.output.startswith("back\n")
         assert Spawner.shared() is not old and Spawner.shared().alive
