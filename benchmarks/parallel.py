@@ -17,8 +17,9 @@ rank's groups of the same global batch (``--rows`` synthetic transcripts of ``--
 Everything is fp32 (``policy.dtype`` float32), so the sampler's unsharded copy under FSDP2 costs 4 bytes per
 parameter per rank here (2 in bf16).
 
-The memory plan's estimate (``echo-rl train --plan``, issue 16 item 8) belongs in a column beside
-"peak MiB/rank": see the comment in :func:`main`.
+"plan MiB" is the memory plan's per-rank estimate for the same configuration
+(:func:`echo_rl.train.memplan.memory_plan`, what ``echo-rl train --plan`` prints) and "plan/peak" its ratio
+to the measured peak.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from echo_rl.config import config_from_dict
 from echo_rl.objective import LambdaBalancer
-from echo_rl.train.distributed import DistContext, gather_lists, init_distributed, shard
+from echo_rl.train.distributed import gather_lists, init_distributed, shard
 from echo_rl.train.memory import peak_memory
+from echo_rl.train.memplan import memory_plan, shape_from_config
 from echo_rl.train.optim import build_optimizer
 from echo_rl.train.parallel import TrainedModel, parallelize
 from echo_rl.train.update import policy_update
@@ -77,17 +79,27 @@ def _resident_bytes(trained: TrainedModel, optimizer: torch.optim.Optimizer) -> 
     return sum(t.numel() * t.element_size() for t in local)
 
 
+def _config(job: dict):
+    return config_from_dict({
+        "parallel": {"mode": job["mode"], "activation_checkpointing": job["ckpt"]},
+        "train": {"rollouts_per_task": GROUP, "micro_batch_size": 1},
+        "episode": {"max_context_tokens": job["tokens"]},
+        "objective": {"logprob_chunk_size": CHUNK},
+        "optim": {"lr": 1e-5, "warmup_steps": 0},
+    })
+
+
+def _planned_bytes(job: dict, ranks: int) -> int:
+    shape = shape_from_config(_model(job).config.to_dict(), "benchmark model")
+    return memory_plan(_config(job), world_size=ranks, shape=shape).total
+
+
 def worker(job: dict) -> None:
     """One variant on this rank (under torchrun or alone); rank 0 writes the result to job["out"]."""
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module")  # the root's outputs are views; none is written
     ctx = init_distributed("cpu")
-    cfg = config_from_dict({
-        "parallel": {"mode": job["mode"], "activation_checkpointing": job["ckpt"]},
-        "train": {"rollouts_per_task": GROUP, "micro_batch_size": 1},
-        "objective": {"logprob_chunk_size": CHUNK},
-        "optim": {"lr": 1e-5, "warmup_steps": 0},
-    })
+    cfg = _config(job)
     trained = parallelize(_model(job), cfg, ctx)
     optimizer, scheduler = build_optimizer(trained.module, cfg.optim)
     groups = [[_trajectory(job["vocab"], job["tokens"], g * GROUP + i) for i in range(GROUP)]
@@ -146,15 +158,15 @@ def main() -> None:
     for name, ranks, mode, ckpt in VARIANTS:
         results[name] = run({**job, "mode": mode, "ckpt": ckpt}, ranks)
     base = results["1 process"][0]
-    # memory plan (issue 16 item 8, `echo-rl train --plan`): its per-rank estimate goes in a column here
     print(f"\n{'variant':<18}{'update s':>10}{'x 1 proc':>10}{'peak MiB/rank':>15}{'x 1 proc':>10}"
-          f"{'resident MiB':>14}")
-    for name, ranks in ((name, len(results[name])) for name, *_ in VARIANTS):
+          f"{'resident MiB':>14}{'plan MiB':>10}{'plan/peak':>11}")
+    for name, ranks, mode, ckpt in VARIANTS:
         seconds = max(r["seconds"] for r in results[name])
         peak = max(r["peak"] for r in results[name])
         resident = max(r["resident"] for r in results[name])
+        planned = _planned_bytes({**job, "mode": mode, "ckpt": ckpt}, ranks)
         print(f"{name:<18}{seconds:>10.2f}{seconds / base['seconds']:>10.2f}{peak / 2**20:>15.0f}"
-              f"{peak / base['peak']:>10.2f}{resident / 2**20:>14.0f}")
+              f"{peak / base['peak']:>10.2f}{resident / 2**20:>14.0f}{planned / 2**20:>10.0f}{planned / peak:>11.2f}")
     for pair in (("1 process + ckpt", "1 process"), ("FSDP2 x2 + ckpt", "FSDP2 x2")):
         on, off = (max(r["peak"] for r in results[n]) for n in pair)
         t_on, t_off = (max(r["seconds"] for r in results[n]) for n in pair)

@@ -140,15 +140,20 @@ def build_image(
     with _guard:
         lock = _build_locks.setdefault(tag, threading.Lock())
     with lock:
-        try:
-            client.images.get(tag)
-            return tag
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as err:
-            raise SandboxError(f"engine error while looking up {tag}: {err}") from err
-        _build(client, context, dockerfile, tag, check_label(label), timeout_s)
+        if not has_image(client, tag):
+            _build(client, context, dockerfile, tag, check_label(label), timeout_s)
     return tag
+
+
+def has_image(client: docker.DockerClient, name: str) -> bool:
+    """Whether the engine holds image ``name``; an engine failure is a :class:`SandboxError`."""
+    try:
+        client.images.get(name)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.APIError as err:
+        raise SandboxError(f"engine error while looking up {name}: {err}") from err
 
 
 def _build(client: docker.DockerClient, context: Path, dockerfile: str, tag: str, label: str,

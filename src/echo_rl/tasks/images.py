@@ -18,9 +18,8 @@ import docker.errors
 
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
-from echo_rl.sandbox.base import SandboxError
 from echo_rl.sandbox.container import ContainerSandbox
-from echo_rl.sandbox.engine import build_image, engine_client
+from echo_rl.sandbox.engine import build_image, engine_client, has_image
 from echo_rl.tasks.settings import DEFAULT_BUILD_TIMEOUT_S
 from echo_rl.tasks.task import Task
 
@@ -45,13 +44,8 @@ def prebuilt_image(task: Task, cfg: SandboxConfig) -> str:
     assert image is not None
     client = engine_client(cfg)
     where = f"{task.source}/task.toml" if task.source else f"task {task.name}"
-    try:
-        client.images.get(image)
+    if has_image(client, image):
         return image
-    except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.APIError as err:
-        raise SandboxError(f"engine error while looking up {image}: {err}") from err
     if cfg.pull_images:
         try:
             client.images.pull(image)

@@ -22,7 +22,10 @@ buckets (4 bytes per trainable parameter, ``gradient_as_bucket_view`` off, torch
 weights, gradients and AdamW state ÷ N, plus the unsharded working set: two decoder layers' parameters
 in the compute dtype (the one running and the one prefetched), one layer's unsharded fp32 gradient
 before its reduce-scatter, and the root's parameters (s·P_r) and fp32 gradient (4·P_r), which FSDP2
-keeps unsharded from forward to backward.
+keeps unsharded from forward to backward; every micro-batch's backward reduce-scatters, so no more than
+that is unsharded at once (:mod:`echo_rl.train.parallel`). The sampler and checkpoints read a full copy
+of the weights in the compute dtype (sP), refreshed after every update: FSDP2 never runs the sharded
+module for rollouts.
 
 Activations, per token and decoder layer, what autograd saves for backward in Hugging Face's Qwen3 layer
 with SDPA (an O(T) flash / memory-efficient kernel, never the T×T math path):
@@ -317,7 +320,7 @@ def memory_plan(cfg: RunConfig, *, world_size: int = 1, shape: ModelShape | None
     if mode == "fsdp2":
         layer_grads = 4 * shape.layer_params if trainable == p else 4 * trainable // shape.layers
         root_grads = 4 * shape.root_params if trainable == p else 0
-        weights += s * (2 * shape.layer_params + shape.root_params)
+        weights += s * (2 * shape.layer_params + shape.root_params) + s * p  # working set + the sampler's copy
         gradients += layer_grads + root_grads
     elif s < 4:
         weights += s * p

@@ -1,4 +1,4 @@
-"""The trained module across ranks (``parallel.mode``): gradients reduced once per optimizer step, activation
+"""The trained module across ranks (``parallel.mode``): gradient reduction across micro-batches, activation
 checkpointing, and full weights for the sampler and for checkpoints.
 
 =======  ==========================================  ====================================================
@@ -15,9 +15,11 @@ fsdp2    the model, ``fully_shard`` per decoder      an unsharded copy in ``poli
 
 Every sequence's loss is already weighted by 1 / (global batch), so gradients are SUMMED across ranks
 (a DDP communication hook; FSDP2 with divide factor 1): an update equals the single-process update on the
-same global batch. :func:`accumulate_gradients` reduces once per optimizer step, in the last micro-batch's
-backward (DDP ``no_sync`` / FSDP2 ``set_requires_gradient_sync``); under FSDP2 the gradients of the
-micro-batches before it accumulate unsharded in fp32 (4 bytes × parameters per rank until that backward).
+same global batch. Under DDP :func:`accumulate_gradients` reduces once per optimizer step, in the last
+micro-batch's backward (``no_sync`` before it). Under FSDP2 every micro-batch's backward reduce-scatters
+its gradients and the shards add up (a reduce-scatter is linear, so the update is the same): holding the
+unsharded fp32 gradients until the last micro-batch instead would cost 4 bytes × parameters per rank
+(33 GB for 8B), more than sharding saves.
 Grad-norm clipping is global: under FSDP2 the gradients are sharded DTensors and their norm is reduced
 over ranks.
 
@@ -166,10 +168,9 @@ def _idle_loss(model: torch.nn.Module, device: torch.device) -> torch.Tensor:
     return token_logprobs(model, ids, torch.ones_like(ids)).logprobs.sum() * 0.0
 
 
-def _gradient_sync(model: torch.nn.Module, sync: bool) -> contextlib.AbstractContextManager[None]:
-    if isinstance(model, FSDPModule):
-        model.set_requires_gradient_sync(sync)
-    elif isinstance(model, DistributedDataParallel) and not sync:
+def _gradient_sync(model: torch.nn.Module, last: bool) -> contextlib.AbstractContextManager[None]:
+    """DDP reduces in the last micro-batch only; FSDP2 reduce-scatters in every one (module docstring)."""
+    if isinstance(model, DistributedDataParallel) and not last:
         return model.no_sync()
     return contextlib.nullcontext()
 
@@ -180,15 +181,15 @@ def accumulate_gradients(
     loss_of: Callable[[Item], tuple[torch.Tensor, dict[str, float]]],
     ctx: DistContext,
 ) -> list[dict[str, float]]:
-    """Backward ``loss_of(mb)`` for every micro-batch and return their metrics; gradients add up locally and
-    are reduced across ranks once, in the last backward. Every rank runs as many passes as the rank with
+    """Backward ``loss_of(mb)`` for every micro-batch and return their metrics; gradients add up over the
+    micro-batches and are summed across ranks (DDP: once, in the last backward; FSDP2: shard by shard). Every rank runs as many passes as the rank with
     the most micro-batches (DDP reduces in the last one, FSDP2 all-gathers in every forward); its missing
     ones are idle passes of zero loss."""
     count = int(all_reduce_max(len(micro_batches), ctx))
     device = next(model.parameters()).device
     parts = []
     for i in range(count):
-        with _gradient_sync(model, sync=i == count - 1):
+        with _gradient_sync(model, last=i == count - 1):
             if i < len(micro_batches):
                 loss, metrics = loss_of(micro_batches[i])
                 parts.append(metrics)
