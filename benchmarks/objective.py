@@ -41,7 +41,7 @@ import psutil
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from echo_rl.batch import collate
+from echo_rl.objective.batch import collate
 from echo_rl.config import ObjectiveConfig
 from echo_rl.objective import (
     LambdaBalancer,
@@ -54,7 +54,8 @@ from echo_rl.objective import (
     policy_term,
     token_logprobs,
 )
-from echo_rl.rollout.trajectory import Role, Trajectory
+from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.roles import Role
 
 CONFIGS = {  # name: model sizes, rows × tokens per step, timing rounds
     "tiny": {"vocab": 512, "hidden": 64, "layers": 2, "rows": 8, "tokens": 512, "rounds": 30},

@@ -39,7 +39,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from echo_rl.config import config_from_dict
 from echo_rl.objective import LambdaBalancer
-from echo_rl.train.distributed import gather_lists, init_distributed, shard
+from echo_rl.distributed import gather_lists, init_distributed, shard
 from echo_rl.train.memory import peak_memory
 from echo_rl.train.memplan import memory_plan, shape_from_config
 from echo_rl.train.optim import build_optimizer

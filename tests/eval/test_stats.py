@@ -11,7 +11,8 @@ from echo_rl.eval.stats import (
     wilson_interval,
 )
 from echo_rl.eval.summary import summarize_episodes
-from echo_rl.rollout.trajectory import Role, Trajectory, Turn
+from echo_rl.rollout.trajectory import Trajectory, Turn
+from echo_rl.roles import Role
 
 
 @pytest.mark.parametrize("n,c,k", [(4, 0, 1), (4, 1, 1), (4, 2, 2), (10, 3, 5), (5, 5, 3), (8, 1, 8)])

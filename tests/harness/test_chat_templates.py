@@ -19,7 +19,7 @@ from echo_rl.harness.parse import parse_action
 from echo_rl.harness.render import render_action, render_output, system_prompt
 from echo_rl.harness.warnings import MISSING_THINK, render_warnings
 from echo_rl.models.tokenizer import train_tokenizer
-from echo_rl.rollout.trajectory import Role
+from echo_rl.roles import Role
 from echo_rl.rollout.transcript import TranscriptBuilder
 from echo_rl.sandbox.base import ExecResult
 

@@ -12,7 +12,7 @@ from echo_rl.harness.warnings import render_warnings
 from echo_rl.models.load import load_policy_model
 from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
 from echo_rl.rollout.policy.hf import TransformersPolicy
-from echo_rl.rollout.trajectory import Role
+from echo_rl.roles import Role
 from echo_rl.tasks.families import generate
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,11 @@ import random
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from echo_rl.batch import Batch, collate
+from echo_rl.objective.batch import Batch, collate
 from echo_rl.config import ObjectiveConfig
 from echo_rl.objective import compute_advantages, full_logits_logprobs, group_ids_of, policy_term
-from echo_rl.rollout.trajectory import Role, Trajectory, Turn
+from echo_rl.rollout.trajectory import Trajectory, Turn
+from echo_rl.roles import Role
 
 VOCAB = 300
 PAD = 0

@@ -2,9 +2,9 @@ import pytest
 import torch
 from objective_helpers import PAD, make_batch, standard_trajectories, trajectory
 
-from echo_rl.batch import collate
+from echo_rl.objective.batch import collate
 from echo_rl.config import EnvLossConfig, ObjectiveConfig
-from echo_rl.rollout.trajectory import Role
+from echo_rl.roles import Role
 
 
 def _positions(traj, *roles):

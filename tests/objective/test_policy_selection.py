@@ -10,7 +10,7 @@ import pytest
 import torch
 from objective_helpers import PAD, hand_batch, standard_trajectories
 
-from echo_rl.batch import collate
+from echo_rl.objective.batch import collate
 from echo_rl.config import ObjectiveConfig
 from echo_rl.objective import compute_advantages, env_term, group_ids_of, policy_rows, policy_term
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from objective_helpers import backward_grads, separate_reference
 
-from echo_rl.batch import collate
+from echo_rl.objective.batch import collate
 from echo_rl.config import EnvFilters, EnvLossConfig, ObjectiveConfig
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.harness.parse import parse_action
@@ -13,7 +13,7 @@ from echo_rl.harness.render import render_action
 from echo_rl.models.tiny import build_tiny_qwen3
 from echo_rl.models.tokenizer import train_tokenizer
 from echo_rl.objective import compute_advantages, echo_loss, group_ids_of
-from echo_rl.rollout.trajectory import Role
+from echo_rl.roles import Role
 from echo_rl.rollout.transcript import TranscriptBuilder
 from echo_rl.sandbox.base import ExecResult
 

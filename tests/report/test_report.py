@@ -6,7 +6,8 @@ import struct
 from echo_rl.config import RunConfig
 from echo_rl.eval.results import write_result
 from echo_rl.eval.summary import summarize_episodes
-from echo_rl.rollout.trajectory import Role, Trajectory, Turn
+from echo_rl.rollout.trajectory import Trajectory, Turn
+from echo_rl.roles import Role
 from echo_rl.rundir import RunDir
 
 

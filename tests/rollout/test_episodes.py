@@ -6,7 +6,7 @@ from rollout_helpers import LOGPROB, ScriptedPolicy, config
 from echo_rl.errors import UserError
 from echo_rl.harness.render import render_action, render_output
 from echo_rl.rollout.episode import EpisodeRequest, EpisodeRunner, group_requests, run_episodes
-from echo_rl.rollout.trajectory import Role
+from echo_rl.roles import Role
 from echo_rl.tasks.families import generate
 from echo_rl.tasks.task import Task
 

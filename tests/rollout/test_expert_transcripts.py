@@ -7,7 +7,7 @@ from rollout_helpers import config
 from echo_rl.harness.parse import parse_action
 from echo_rl.harness.render import render_output
 from echo_rl.rollout.expert import record_expert_transcripts
-from echo_rl.rollout.trajectory import Role
+from echo_rl.roles import Role
 from echo_rl.tasks.families import generate
 from echo_rl.tasks.task import Task
 

@@ -7,7 +7,8 @@ from rollout_helpers import ScriptedPolicy, config
 from echo_rl.errors import UserError
 from echo_rl.harness.render import render_action
 from echo_rl.rollout.episode import EpisodeRequest, EpisodeRunner, run_episodes
-from echo_rl.rollout.trajectory import Role, Trajectory, Turn, load_trajectories, save_trajectories
+from echo_rl.rollout.trajectory import Trajectory, Turn, load_trajectories, save_trajectories
+from echo_rl.roles import Role
 from echo_rl.rollout.view import ROLE_STYLES, render_trajectory, role_runs
 from echo_rl.tasks.families import generate
 

@@ -20,7 +20,7 @@ from train_configs import rl_config
 from echo_rl.models.load import load_policy_model
 from echo_rl.objective import LambdaBalancer
 from echo_rl.rollout.trajectory import load_trajectories
-from echo_rl.train.distributed import DistContext, init_distributed, shard
+from echo_rl.distributed import DistContext, init_distributed, shard
 from echo_rl.train.optim import build_optimizer
 from echo_rl.train.parallel import parallelize
 from echo_rl.train.session import resolve_model_spec

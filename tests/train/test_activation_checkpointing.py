@@ -8,7 +8,7 @@ from train_configs import make_config
 
 from echo_rl.models.load import load_policy_model
 from echo_rl.objective.logprobs import token_logprobs
-from echo_rl.train.distributed import DistContext
+from echo_rl.distributed import DistContext
 from echo_rl.train.memory import peak_memory
 from echo_rl.train.parallel import parallelize
 

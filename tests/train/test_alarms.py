@@ -3,7 +3,8 @@
 import pytest
 
 from echo_rl.config import AlarmConfig
-from echo_rl.rollout.trajectory import Role, Trajectory, Turn
+from echo_rl.rollout.trajectory import Trajectory, Turn
+from echo_rl.roles import Role
 from echo_rl.train.alarms import CollapseMonitor
 from echo_rl.train.stepstats import merge_stats, rollout_stats, step_metrics
 

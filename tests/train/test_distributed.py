@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from echo_rl.rollout.trajectory import load_trajectories, save_trajectories
 from echo_rl.rundir import RunDir
 from echo_rl.train.checkpoint import latest_checkpoint
-from echo_rl.train.distributed import DistContext
+from echo_rl.distributed import DistContext
 
 HELPER = Path(__file__).with_name("dist_check.py")
 

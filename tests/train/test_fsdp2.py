@@ -22,7 +22,7 @@ from echo_rl.config import dump_config
 from echo_rl.rollout.trajectory import load_trajectories, save_trajectories
 from echo_rl.rundir import RunDir
 from echo_rl.train.checkpoint import latest_checkpoint
-from echo_rl.train.distributed import DistContext
+from echo_rl.distributed import DistContext
 
 HELPER = Path(__file__).with_name("dist_check.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]

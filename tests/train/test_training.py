@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from echo_rl.batch import collate
+from echo_rl.objective.batch import collate
 from echo_rl.config import RunConfig
 from echo_rl.models.load import load_policy_model
 from echo_rl.objective import env_cross_entropy

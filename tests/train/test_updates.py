@@ -15,7 +15,7 @@ from objective_helpers import standard_trajectories, tiny_model  # noqa: E402
 
 from echo_rl.config import config_from_dict  # noqa: E402
 from echo_rl.objective import LambdaBalancer, aggregate, full_logits_logprobs  # noqa: E402
-from echo_rl.train.distributed import DistContext  # noqa: E402
+from echo_rl.distributed import DistContext  # noqa: E402
 from echo_rl.train.optim import build_optimizer  # noqa: E402
 from echo_rl.train.reference import Reference, load_reference  # noqa: E402
 from echo_rl.train.update import build_batch, mini_batches, policy_update, with_fixed_logprobs  # noqa: E402

@@ -16,7 +16,8 @@ from train_configs import make_config, rl_config
 from echo_rl.cli import main
 from echo_rl.config import dump_config
 from echo_rl.report import build_report
-from echo_rl.rollout.trajectory import Role, Trajectory, Turn, load_trajectories
+from echo_rl.rollout.trajectory import Trajectory, Turn, load_trajectories
+from echo_rl.roles import Role
 from echo_rl.rundir import RunDir
 from echo_rl.tasks.corpus import export_tasks, resolve_tasks
 from echo_rl.train.checkpoint import latest_checkpoint, list_checkpoints

@@ -56,7 +56,7 @@ def sft(config_args: tuple[str, ...], out: Path, resume: bool) -> None:
 @out_option(required=True)
 def eval_command(config_args: tuple[str, ...], out: Path) -> None:
     """Evaluate a policy: pass@k per family and split, held-out env CE, efficiency."""
-    from echo_rl.eval.command import evaluate_policy
+    from echo_rl.cli.evaluate import evaluate_policy
 
     cfg = load_config_args(config_args)
     report, notes = evaluate_policy(cfg, out)

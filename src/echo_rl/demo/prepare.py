@@ -35,12 +35,8 @@ from typing import Any
 from echo_rl.config import RunConfig
 from echo_rl.demo.config import DemoConfig, fingerprint
 from echo_rl.harness.chat import ChatFormat
-from echo_rl.rollout.trajectory import (
-    Role,
-    Trajectory,
-    load_trajectories,
-    save_trajectories,
-)
+from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
+from echo_rl.roles import Role
 from echo_rl.rundir import atomic_write_text
 from echo_rl.tasks.replay import ReferenceStep
 from echo_rl.tasks.task import Task

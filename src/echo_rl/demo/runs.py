@@ -82,7 +82,7 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
     from echo_rl.rollout.policy.hf import TransformersPolicy
     from echo_rl.rollout.trajectory import load_trajectories
     from echo_rl.train.data import load_task_splits
-    from echo_rl.train.distributed import DistContext
+    from echo_rl.distributed import DistContext
 
     start = time.monotonic()
     ecfg = final_eval_config(cfg, run)

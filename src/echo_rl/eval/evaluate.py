@@ -32,7 +32,7 @@ from echo_rl.rollout.trajectory import Trajectory, save_trajectories
 from echo_rl.rundir import RunDir
 from echo_rl.seeding import derive_seed
 from echo_rl.tasks.task import Task
-from echo_rl.train.distributed import DistContext, gather_lists, shard
+from echo_rl.distributed import DistContext, gather_lists, shard
 
 
 @dataclass

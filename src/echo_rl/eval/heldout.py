@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from echo_rl.batch import collate
+from echo_rl.objective.batch import collate
 from echo_rl.config import RunConfig
 from echo_rl.harness.chat import ChatFormat, tokenizer_fingerprint
 from echo_rl.objective import env_cross_entropy
@@ -29,7 +29,7 @@ from echo_rl.rollout.expert import record_expert_transcripts
 from echo_rl.rollout.trajectory import Trajectory, save_trajectories
 from echo_rl.rollout.transcript_file import load_transcript_file
 from echo_rl.tasks.task import Task
-from echo_rl.train.distributed import DistContext, all_reduce_sum, shard
+from echo_rl.distributed import DistContext, all_reduce_sum, shard
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from echo_rl.eval.stats import score_pass_at_k
-from echo_rl.rollout.trajectory import Role, Trajectory
+from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.roles import Role
 
 
 def infra_summary(episodes: Sequence[Trajectory]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from echo_rl.errors import UserError
 from echo_rl.harness.parse import ActionFormat
 from echo_rl.harness.render import render_action, render_output, system_prompt
 from echo_rl.harness.warnings import MISSING_THINK, render_warnings
-from echo_rl.rollout.trajectory import Role
+from echo_rl.roles import Role
 from echo_rl.sequences import common_prefix
 
 if TYPE_CHECKING:

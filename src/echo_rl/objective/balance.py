@@ -42,7 +42,7 @@ from echo_rl.config import ObjectiveConfig
 from echo_rl.objective.echo import batch_logprobs, loss_terms, term_weights
 
 if TYPE_CHECKING:
-    from echo_rl.batch import Batch
+    from echo_rl.objective.batch import Batch
 
 
 def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:

@@ -40,7 +40,7 @@ from echo_rl.objective.grpo import masked_mean, policy_term
 from echo_rl.objective.logprobs import Temperature, TokenLogprobs, token_logprobs
 
 if TYPE_CHECKING:
-    from echo_rl.batch import Batch
+    from echo_rl.objective.batch import Batch
 
 
 # echo-rl's config names of the normalisers of :func:`echo_rl.loss.env_cross_entropy`

@@ -46,7 +46,7 @@ from echo_rl.config import ObjectiveConfig
 from echo_rl.rollout.trajectory import Trajectory
 
 if TYPE_CHECKING:
-    from echo_rl.batch import Batch
+    from echo_rl.objective.batch import Batch
 
 LOG_RATIO_CLAMP = 20.0
 

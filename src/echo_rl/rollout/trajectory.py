@@ -1,13 +1,6 @@
 """A rollout as the trainer sees it: token ids with one role per token.
 
-Roles (method §2; the objective selects its terms from them):
-
-    PROMPT    system prompt + task instruction, as rendered by the chat template
-    ACTION    tokens the policy sampled (thinking included) — the GRPO term's set A
-    TEMPLATE  chat-template wrapper tokens (``<|im_start|>user\\n``, ``<|im_end|>\\n`` …), never targets
-    WARNING   the harness's format-warnings block at the head of an observation
-    ENV       the rest of the observation content: command output, truncation notice, exit-code line —
-              the paper's O' (env-only targets). O = WARNING ∪ ENV.
+Roles are :class:`echo_rl.roles.Role`.
 
 ``logprobs[i]`` is the log-probability the sampler gave ``token_ids[i]`` for ACTION tokens and 0.0
 elsewhere (0.0 also for actions of samplers that give none: text backends, expert transcripts).
@@ -24,22 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, Literal
+
+from echo_rl.roles import Role
 
 Outcome = Literal["solved", "failed", "agent_limit", "infra_error", "unverified"]
 StopReason = Literal[
     "done", "max_turns", "max_context_tokens", "max_turn_tokens", "agent_timeout", "env_setup_error", "error"
 ]
-
-
-class Role(IntEnum):
-    PROMPT = 0
-    ACTION = 1
-    TEMPLATE = 2
-    WARNING = 3
-    ENV = 4
 
 
 Span = tuple[int, int]  # [start, end) token indices

@@ -18,7 +18,8 @@ from typing import Any
 from echo_rl.harness.chat import ChatFormat, Piece
 from echo_rl.harness.parse import ParsedAction
 from echo_rl.harness.render import render_output
-from echo_rl.rollout.trajectory import Role, Trajectory, Turn
+from echo_rl.rollout.trajectory import Trajectory, Turn
+from echo_rl.roles import Role
 from echo_rl.sandbox.base import ExecResult
 
 

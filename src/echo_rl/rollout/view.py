@@ -14,7 +14,8 @@ from rich.console import Console, Group
 from rich.rule import Rule
 from rich.text import Text
 
-from echo_rl.rollout.trajectory import Role, Trajectory
+from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.roles import Role
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -6,7 +6,7 @@
 
 Modules: :mod:`~echo_rl.sandbox.base` (the contract), :mod:`~echo_rl.sandbox.local` (bubblewrap /
 unshare), :mod:`~echo_rl.sandbox.container` and :mod:`~echo_rl.sandbox.engine` (Docker API, image builds),
-:mod:`~echo_rl.sandbox.pool` (warm sandboxes), :mod:`~echo_rl.sandbox.gc` (leftovers of crashed runs);
+:mod:`~echo_rl.sandbox.gc` (leftovers of crashed runs);
 :mod:`~echo_rl.sandbox.shell` and :mod:`~echo_rl.sandbox.protocol` hold the persistent-shell engine
 both backends share.
 """

@@ -22,7 +22,7 @@ from echo_rl.train.checkpoint import (
     read_optimizer_state,
     save_checkpoint,
 )
-from echo_rl.train.distributed import shutdown
+from echo_rl.distributed import shutdown
 from echo_rl.train.optim import build_optimizer
 from echo_rl.train.policy_sync import sync_weights
 from echo_rl.train.precision import require_trainable

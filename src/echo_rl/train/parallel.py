@@ -50,7 +50,7 @@ from torch.nn.parallel import DistributedDataParallel
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.objective.logprobs import token_logprobs
-from echo_rl.train.distributed import DistContext, all_reduce_max
+from echo_rl.distributed import DistContext, all_reduce_max
 from echo_rl.train.precision import compute_dtype
 
 Item = TypeVar("Item")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from echo_rl.batch import Batch
+from echo_rl.objective.batch import Batch
 from echo_rl.config import RunConfig
 from echo_rl.objective import frozen_logprobs
 from echo_rl.models.load import load_policy_model

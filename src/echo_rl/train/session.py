@@ -44,7 +44,7 @@ from echo_rl.train.checkpoint import (
     remove_partial,
 )
 from echo_rl.train.data import load_task_splits
-from echo_rl.train.distributed import DistContext, barrier, init_distributed
+from echo_rl.distributed import DistContext, barrier, init_distributed
 from echo_rl.train.parallel import TrainedModel, parallelize, resolve_mode
 from echo_rl.train.sinks import MetricsLogger, check_logging
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from echo_rl.batch import collate
+from echo_rl.objective.batch import collate
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.objective import aggregate, env_term, token_logprobs
@@ -35,7 +35,7 @@ from echo_rl.rollout.expert import record_expert_transcripts
 from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
 from echo_rl.rollout.transcript_file import load_transcript_file
 from echo_rl.train.alarms import Alarm
-from echo_rl.train.distributed import (
+from echo_rl.distributed import (
     all_reduce_sum,
     barrier,
     gather_lists,

@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from echo_rl.rollout.trajectory import Role, Trajectory
+from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.roles import Role
 
 _COUNTERS = ("infra_reasons", "stop_reasons")
 

@@ -30,7 +30,7 @@ from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
 from echo_rl.rollout.trajectory import Trajectory
 from echo_rl.seeding import derive_seed
 from echo_rl.train.alarms import SIGNALS, Alarm, CollapseMonitor
-from echo_rl.train.distributed import gather_lists, shard
+from echo_rl.distributed import gather_lists, shard
 from echo_rl.train.loop import Loop, run_loop
 from echo_rl.train.policy_sync import make_policy, release_for_update, sync_weights
 from echo_rl.train.reference import load_reference

@@ -5,7 +5,7 @@
    the policy term keeps (dynamic sampling, overlong filter) — :func:`echo_rl.objective.policy_rows`.
    Neither under env_only, whose rollouts carry no reward (the group counts are then absent from the
    metrics).
-2. Collate into one :class:`~echo_rl.batch.Batch`. Log-probs that stay fixed over the step's updates are
+2. Collate into one :class:`~echo_rl.objective.batch.Batch`. Log-probs that stay fixed over the step's updates are
    computed once, without gradient, over the same micro-batches and in the same compute precision: the
    reference model's (``objective.kl_coef`` > 0) and, with TIS over several updates, the policy's before
    the first update (π_old of TIS).
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from echo_rl.batch import Batch, collate
+from echo_rl.objective.batch import Batch, collate
 from echo_rl.config import RunConfig
 from echo_rl.objective import (
     LambdaBalancer,
@@ -43,7 +43,7 @@ from echo_rl.objective import (
     policy_rows,
 )
 from echo_rl.rollout.trajectory import Trajectory
-from echo_rl.train.distributed import (
+from echo_rl.distributed import (
     DistContext,
     all_reduce_sum,
     gather_lists,

@@ -13,7 +13,7 @@ from echo_rl.config import RunConfig
 from echo_rl.eval.results import flatten, unverified_notes
 from echo_rl.report import build_report
 from echo_rl.train.checkpoint import STATE, read_state
-from echo_rl.train.distributed import shutdown
+from echo_rl.distributed import shutdown
 from echo_rl.train.policy_sync import make_policy
 from echo_rl.train.session import open_session
 

@@ -41,7 +41,8 @@ from echo_rl.objective.filters import (
     turn_filter_flags,
 )
 from echo_rl.objective.grpo import group_ids_of
-from echo_rl.rollout.trajectory import Role, Trajectory
+from echo_rl.rollout.trajectory import Trajectory
+from echo_rl.roles import Role
 
 _TARGET_ROLES = {
     "env_only": (Role.ENV,),
