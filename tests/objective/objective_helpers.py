@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import torch
@@ -99,7 +100,8 @@ def make_batch(trajs: list[Trajectory], cfg: ObjectiveConfig | None = None, temp
     advantages, _ = compute_advantages(
         [t.reward for t in trajs], group_ids_of(trajs), [t.valid for t in trajs], cfg.advantage_std_norm
     )
-    return collate(trajs, advantages, cfg, PAD, temperature)
+    sampled = [dataclasses.replace(t, temperature=temperature) for t in trajs]  # τ travels with the rollouts
+    return collate(sampled, advantages, cfg, PAD)
 
 
 def backward_grads(model: torch.nn.Module, loss: torch.Tensor) -> list[torch.Tensor]:

@@ -85,5 +85,5 @@ def test_micro_batches_keep_the_step_denominators_and_stats():
 
 def test_explicit_group_ids_and_advantages_are_kept():
     trajs = standard_trajectories()[:2]
-    batch = collate(trajs, [0.5, -0.5], ObjectiveConfig(), PAD, 1.0, group_ids=[7, 9])
+    batch = collate(trajs, [0.5, -0.5], ObjectiveConfig(), PAD, group_ids=[7, 9])
     assert batch.group_ids.tolist() == [7, 9] and batch.advantages.tolist() == [0.5, -0.5]

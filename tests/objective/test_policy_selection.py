@@ -36,7 +36,7 @@ def _selected(trajs, cfg):
     gids = group_ids_of(trajs)
     advantages, _ = compute_advantages([t.reward for t in trajs], gids, [t.valid for t in trajs])
     rows, stats = policy_rows(trajs, advantages, gids, cfg)
-    return collate(trajs, advantages, cfg, PAD, 1.0, group_ids=gids, policy_rows=rows), stats
+    return collate(trajs, advantages, cfg, PAD, group_ids=gids, policy_rows=rows), stats
 
 
 DRIFT = 0.03  # log π_θ − log π_old = DRIFT·s on row s (≤ 0.15: inside the clip)

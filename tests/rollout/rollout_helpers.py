@@ -43,11 +43,8 @@ class ScriptedPolicy(Policy):
         self,
         prompts,
         max_new_tokens,
+        sampling=None,
         *,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=0,
-        stop_token_ids=(),
         conversations: Sequence[list[dict[str, str]]] | None = None,
         seeds=None,
     ) -> list[Generation]:

@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from echo_rl.models.tiny import build_tiny_qwen3
-from echo_rl.rollout.policy.base import Request
+from echo_rl.rollout.policy.base import Request, SamplingParams
 from echo_rl.rollout.policy.decode import truncate
 from echo_rl.rollout.policy.hf import TransformersPolicy
 from echo_rl.rollout.policy.openai import EndpointError, OpenAIPolicy
+
+GREEDY = SamplingParams(temperature=0)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def trainer_logprobs(model, prompt, tokens, temperature):
 @pytest.mark.parametrize(("temperature", "top_p", "top_k"), [(0.8, 1.0, 0), (0.8, 0.9, 20), (1.0, 0.5, 0)])
 def test_recorded_logprobs_match_a_plain_forward(model, chat, temperature, top_p, top_k):
     batch = prompts(chat)
-    generations = policy(model, chat).generate(batch, [12, 20, 16], temperature=temperature, top_p=top_p, top_k=top_k)
+    generations = policy(model, chat).generate(batch, [12, 20, 16], SamplingParams(temperature=temperature, top_p=top_p, top_k=top_k))
     for prompt, generation, limit in zip(batch, generations, [12, 20, 16], strict=True):
         assert len(generation.token_ids) == limit and generation.finish_reason == "length"
         reference = trainer_logprobs(model, prompt, generation.token_ids, temperature)
@@ -51,9 +53,9 @@ def test_recorded_logprobs_match_a_plain_forward(model, chat, temperature, top_p
 
 def test_greedy_batched_equals_one_at_a_time_and_records_t1_logprobs(model, chat):
     batch = prompts(chat)
-    together = policy(model, chat).generate(batch, 10, temperature=0)
+    together = policy(model, chat).generate(batch, 10, GREEDY)
     for prompt, generation in zip(batch, together, strict=True):
-        (alone,) = policy(model, chat).generate([prompt], 10, temperature=0)
+        (alone,) = policy(model, chat).generate([prompt], 10, GREEDY)
         assert alone.token_ids == generation.token_ids
         reference = trainer_logprobs(model, prompt, generation.token_ids, 1.0)
         assert (reference - torch.tensor(generation.logprobs)).abs().max().item() < 1e-4
@@ -61,9 +63,9 @@ def test_greedy_batched_equals_one_at_a_time_and_records_t1_logprobs(model, chat
 
 def test_stop_tokens_end_a_row_and_stay_in_it(model, chat):
     batch = prompts(chat)
-    greedy = policy(model, chat).generate(batch, 6, temperature=0)
+    greedy = policy(model, chat).generate(batch, 6, GREEDY)
     stop = greedy[1].token_ids[2]
-    generations = policy(model, chat).generate(batch, [6, 6, 0], temperature=0, stop_token_ids={stop})
+    generations = policy(model, chat).generate(batch, [6, 6, 0], SamplingParams(temperature=0, stop_token_ids={stop}))
     for greedy_row, row in zip(greedy[:2], generations[:2], strict=True):
         ids = greedy_row.token_ids
         cut = ids.index(stop) + 1 if stop in ids else len(ids)
@@ -75,24 +77,24 @@ def test_stop_tokens_end_a_row_and_stay_in_it(model, chat):
 
 def test_same_seed_same_samples(model, chat):
     batch = prompts(chat)
-    a = policy(model, chat, seed=3).generate(batch, 8, temperature=1.0)
-    b = policy(model, chat, seed=3).generate(batch, 8, temperature=1.0)
-    c = policy(model, chat, seed=4).generate(batch, 8, temperature=1.0)
+    a = policy(model, chat, seed=3).generate(batch, 8, SamplingParams(temperature=1.0))
+    b = policy(model, chat, seed=3).generate(batch, 8, SamplingParams(temperature=1.0))
+    c = policy(model, chat, seed=4).generate(batch, 8, SamplingParams(temperature=1.0))
     assert a == b and a != c
 
 
 def test_a_seeded_prompt_samples_the_same_tokens_whatever_shares_its_batch(model, chat):
     batch = prompts(chat)
-    alone = [policy(model, chat, seed=0).generate([p], 12, temperature=1.0, seeds=[100 + i])[0]
+    alone = [policy(model, chat, seed=0).generate([p], 12, SamplingParams(temperature=1.0), seeds=[100 + i])[0]
              for i, p in enumerate(batch)]
-    together = policy(model, chat, seed=9).generate(batch, 12, temperature=1.0, seeds=[100, 101, 102])
-    reversed_ = policy(model, chat, seed=5).generate(batch[::-1], 12, temperature=1.0, seeds=[102, 101, 100])[::-1]
+    together = policy(model, chat, seed=9).generate(batch, 12, SamplingParams(temperature=1.0), seeds=[100, 101, 102])
+    reversed_ = policy(model, chat, seed=5).generate(batch[::-1], 12, SamplingParams(temperature=1.0), seeds=[102, 101, 100])[::-1]
     assert [g.token_ids for g in alone] == [g.token_ids for g in together] == [g.token_ids for g in reversed_]
     for a, b in zip(alone, together, strict=True):
         assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
-    other = policy(model, chat).generate(batch, 12, temperature=1.0, seeds=[200, 201, 202])
+    other = policy(model, chat).generate(batch, 12, SamplingParams(temperature=1.0), seeds=[200, 201, 202])
     assert [g.token_ids for g in other] != [g.token_ids for g in together]
-    mixed = policy(model, chat, seed=1).generate(batch, 12, temperature=1.0, seeds=[100, None, 102])
+    mixed = policy(model, chat, seed=1).generate(batch, 12, SamplingParams(temperature=1.0), seeds=[100, None, 102])
     assert mixed[0].token_ids == together[0].token_ids and mixed[2].token_ids == together[2].token_ids
 
 
@@ -106,7 +108,7 @@ def test_seeded_sampling_follows_the_distribution():
         generator = torch.Generator().manual_seed(0)
 
     probs = torch.tensor([0.1, 0.2, 0.3, 0.4])
-    batch = DecodeBatch(Stub(), temperature=1.0, top_p=1.0, top_k=0, stop_token_ids=())  # type: ignore[arg-type]
+    batch = DecodeBatch(Stub(), SamplingParams())  # type: ignore[arg-type]
     rows = [_Row(Request([1], 1, lambda _: None, seed)) for seed in range(4000)]
     tokens, logprobs = batch._sample(probs.log().expand(len(rows), 4), rows)
     freq = torch.bincount(tokens, minlength=4).double() / len(rows)
@@ -159,7 +161,7 @@ def test_openai_chat_backend(chat):
             {"role": "assistant", "content": "a"},
             {"role": "tool", "content": "o"},
         ]
-        (generation,) = backend.generate([[1, 2]], 64, temperature=0.6, top_k=5, conversations=[conversation])
+        (generation,) = backend.generate([[1, 2]], 64, SamplingParams(temperature=0.6, top_k=5), conversations=[conversation])
         backend.close()
     finally:
         server.close()
@@ -176,7 +178,7 @@ def test_openai_completions_backend_sends_the_prompt_text(chat):
     try:
         backend = OpenAIPolicy(server.url, "served", chat.tokenizer, api="completions")
         prompt = chat.prompt("task").ids
-        (generation,) = backend.generate([prompt], 2, stop_token_ids={chat.eot_id})
+        (generation,) = backend.generate([prompt], 2, SamplingParams(stop_token_ids={chat.eot_id}))
     finally:
         server.close()
     _, body = server.requests[0]
@@ -214,18 +216,18 @@ def test_next_turn_reuses_the_kv_cache_with_the_same_results(model, chat):
         TransformersPolicy(model, pad_token_id=chat.tokenizer.pad_token_id, prefix_cache_mb=0),
     )
     first = prompts(chat)
-    turn1 = cached.generate(first, [5, 9, 7], temperature=0)
+    turn1 = cached.generate(first, [5, 9, 7], GREEDY)
     observation = chat.tokenizer.encode("\n(exit_code=0)\n", add_special_tokens=False)
     second = [p + g.token_ids + observation for p, g in zip(first, turn1, strict=True)]
     assert [cached.prefix_cache.lookup(p)[0] for p in second] == [
         len(p) + len(g.token_ids) - 1 for p, g in zip(first, turn1, strict=True)
     ]
-    turn2 = cached.generate(second, 8, temperature=0.8)
+    turn2 = cached.generate(second, 8, SamplingParams(temperature=0.8))
     for prompt, generation in zip(second, turn2, strict=True):
         reference = trainer_logprobs(model, prompt, generation.token_ids, 0.8)
         assert (reference - torch.tensor(generation.logprobs)).abs().max().item() < 1e-4
-    greedy = cached.generate([p + g.token_ids for p, g in zip(second, turn2, strict=True)], 6, temperature=0)
-    plain = uncached.generate([p + g.token_ids for p, g in zip(second, turn2, strict=True)], 6, temperature=0)
+    greedy = cached.generate([p + g.token_ids for p, g in zip(second, turn2, strict=True)], 6, GREEDY)
+    plain = uncached.generate([p + g.token_ids for p, g in zip(second, turn2, strict=True)], 6, GREEDY)
     assert [g.token_ids for g in greedy] == [g.token_ids for g in plain]
     assert all(
         abs(a - b) < 1e-4
@@ -250,20 +252,20 @@ def test_a_group_prefills_its_common_prompt_once_with_the_same_results(model, ch
         task_a = chat.prompt("Find the key file and write its code to answer.txt.").ids
         task_b = chat.prompt("Count the error lines in app.log; write the number to answer.txt.").ids
         group = [task_a] * 4 + [task_b]
-        shared = cached.generate(group, 6, temperature=0)
+        shared = cached.generate(group, 6, GREEDY)
         prefill = fed[: -5]  # the last 5 forwards are the decode steps
         assert sum(tokens for _, tokens in prefill) < len(task_a) + len(task_b) + len(group)  # not 4·|a| + |b|
         fed.clear()
-        (late,) = cached.generate([task_a], 6, temperature=0)
+        (late,) = cached.generate([task_a], 6, GREEDY)
         assert fed[0] == (1, 1)  # the prompt's last token is all it feeds
     finally:
         hook.remove()
     plain = TransformersPolicy(model, pad_token_id=chat.tokenizer.pad_token_id, prefix_cache_mb=0)
-    expected = plain.generate(group + [task_a], 6, temperature=0)
+    expected = plain.generate(group + [task_a], 6, GREEDY)
     for got, want in zip([*shared, late], expected, strict=True):
         assert got.token_ids == want.token_ids
         assert max(abs(a - b) for a, b in zip(got.logprobs, want.logprobs, strict=True)) < 1e-4
-    sampled = cached.generate(group, 8, temperature=0.8, seeds=[1, 2, 3, 4, 5])
+    sampled = cached.generate(group, 8, SamplingParams(temperature=0.8), seeds=[1, 2, 3, 4, 5])
     for prompt, generation in zip(group, sampled, strict=True):
         reference = trainer_logprobs(model, prompt, generation.token_ids, 0.8)
         assert (reference - torch.tensor(generation.logprobs)).abs().max().item() < 1e-4
@@ -271,12 +273,12 @@ def test_a_group_prefills_its_common_prompt_once_with_the_same_results(model, ch
 
 def test_weight_updates_drop_the_cache_and_the_model_mode_is_restored(model, chat):
     sampler = policy(model, chat)
-    sampler.generate(prompts(chat), 3, temperature=0)
+    sampler.generate(prompts(chat), 3, GREEDY)
     assert len(sampler.prefix_cache) == 3
     model.train()
     with torch.no_grad():
         next(model.parameters()).add_(0.0)  # an optimizer step changes parameters in place
-    sampler.generate([prompts(chat)[2]], 2, temperature=0)
+    sampler.generate([prompts(chat)[2]], 2, GREEDY)
     assert len(sampler.prefix_cache) == 1 and model.training
     model.eval()
 
@@ -296,7 +298,7 @@ def test_continuous_batching_answers_rows_as_they_finish_and_merges_newcomers(mo
 
         return settle
 
-    thread = threading.Thread(target=sampler.serve, args=(inbox,), kwargs={"temperature": 0, "batch_sizes": sizes})
+    thread = threading.Thread(target=sampler.serve, args=(inbox, GREEDY), kwargs={"batch_sizes": sizes})
     thread.start()
     inbox.put(Request(first, 3, reply("short")))
     inbox.put(Request(second, 40, reply("long")))
@@ -309,7 +311,7 @@ def test_continuous_batching_answers_rows_as_they_finish_and_merges_newcomers(mo
     assert max(sizes) >= 2 and 2 in sizes[replies["short"][1] :]  # "late" and "long" shared forward passes
     fresh = TransformersPolicy(model, pad_token_id=chat.tokenizer.pad_token_id, prefix_cache_mb=0)
     for tag, prompt, limit in (("short", first, 3), ("long", second, 40), ("late", third, 12)):
-        (alone,) = fresh.generate([prompt], limit, temperature=0)
+        (alone,) = fresh.generate([prompt], limit, GREEDY)
         generation = replies[tag][0]
         assert generation.token_ids == alone.token_ids
         assert max(abs(a - b) for a, b in zip(generation.logprobs, alone.logprobs, strict=True)) < 1e-4

@@ -20,7 +20,7 @@ from echo_rl.train.checkpoint import latest_checkpoint, list_checkpoints
 def _env_ce(model_path, transcripts) -> float:
     """Env-token CE (T = 1) of ``transcripts`` under the model at ``model_path``."""
     model, tokenizer = load_policy_model(str(model_path))
-    batch = collate(transcripts, [0.0] * len(transcripts), RunConfig().objective, tokenizer.pad_token_id, 1.0)
+    batch = collate(transcripts, [0.0] * len(transcripts), RunConfig().objective, tokenizer.pad_token_id, temperature=1.0)
     return env_cross_entropy(model, batch)["env_ce"]
 
 

@@ -72,7 +72,7 @@ def heldout_env_ce(
     model.eval()
     for start in range(0, len(mine), size):
         chunk = mine[start : start + size]
-        batch = collate(chunk, [0.0] * len(chunk), cfg.objective, pad_id, 1.0).to(next(model.parameters()).device)
+        batch = collate(chunk, [0.0] * len(chunk), cfg.objective, pad_id, temperature=1.0).to(next(model.parameters()).device)
         scores = env_cross_entropy(model, batch, cfg.objective.logprob_chunk_size)
         nll, tokens = nll + scores["env_nll_sum"], tokens + scores["env_tokens"]
     model.train(was_training)

@@ -177,18 +177,32 @@ def _enabled_filters(cfg: ObjectiveConfig) -> list[str]:
     return [name for name in TURN_FILTERS if getattr(cfg.env.filters, name)]
 
 
+def sampling_temperature(trajectories: Sequence[Trajectory]) -> float:
+    """The one temperature the policy sampled ``trajectories`` at (those recording none — expert
+    transcripts — aside; 1.0 when none records one). A batch mixing temperatures has no single policy-term
+    τ: ValueError."""
+    recorded = sorted({t.temperature for t in trajectories if t.temperature is not None})
+    if len(recorded) > 1:
+        raise ValueError(f"rollouts sampled at different temperatures ({', '.join(map(str, recorded))}) cannot "
+                         "share a batch: the policy term has one τ")
+    return recorded[0] if recorded else 1.0
+
+
 def collate(
     trajectories: Sequence[Trajectory],
     advantages: Sequence[float] | Tensor,
     cfg: ObjectiveConfig,
     pad_id: int,
-    temperature: float,
     group_ids: Sequence[int] | Tensor | None = None,
     policy_rows: Sequence[bool] | Tensor | None = None,
+    *,
+    temperature: float | None = None,
 ) -> Batch:
     """Pad ``trajectories`` into a :class:`Batch` (see the module docstring). ``advantages`` come from
     :func:`echo_rl.objective.compute_advantages`; ``group_ids`` default to one group per task id;
-    ``policy_rows`` (default: all) from :func:`echo_rl.objective.policy_rows`.
+    ``policy_rows`` (default: all) from :func:`echo_rl.objective.policy_rows`. ``Batch.temperature`` is the
+    trajectories' own (:func:`sampling_temperature`, refusing a mix); a caller that scores at a fixed τ
+    whatever the sampler used (SFT, held-out env CE at τ = 1) passes ``temperature``.
     ``stats`` gives, for each enabled turn filter, the share of the step's env targets it names
     (``filter/<name>``; filters may overlap), the share the rollout filters took (``filter/rollout``) and
     the share removed altogether (``filter/total``); with a rollout filter on, also the share of valid
@@ -238,7 +252,7 @@ def collate(
             group_ids_of(trajectories) if group_ids is None else group_ids, dtype=torch.long
         ).reshape(len(trajectories)),
         valid=valid,
-        temperature=temperature,
+        temperature=sampling_temperature(trajectories) if temperature is None else temperature,
         n_seqs=float(valid.sum()),
         n_action_tokens=float((action_mask & in_policy[:, None]).sum()),
         stats=stats,

@@ -17,12 +17,12 @@ import asyncio
 import contextlib
 import queue
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from echo_rl.futures import settle
-from echo_rl.rollout.policy.base import Generation, Policy, Request
+from echo_rl.rollout.policy.base import Generation, Policy, Request, SamplingParams
 
 
 @dataclass
@@ -38,20 +38,12 @@ class _Pending:
 class GenerationBatcher:
     """Use as ``async with GenerationBatcher(...) as batcher``; episodes run inside
     ``with batcher.member():`` so that, in lockstep mode, the batcher knows how many to wait for.
-    ``batch_sizes`` collects the rows of every policy call (lockstep) or forward pass (continuous)."""
+    Every request samples with ``sampling``. ``batch_sizes`` collects the rows of every policy call
+    (lockstep) or forward pass (continuous)."""
 
-    def __init__(
-        self,
-        policy: Policy,
-        *,
-        temperature: float,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        stop_token_ids: Collection[int] = (),
-        max_wait_s: float = 0.05,
-    ) -> None:
+    def __init__(self, policy: Policy, sampling: SamplingParams, *, max_wait_s: float = 0.05) -> None:
         self.policy = policy
-        self.sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "stop_token_ids": stop_token_ids}
+        self.sampling = sampling
         self.max_wait_s = max_wait_s
         self.live = 0
         self.batch_sizes: list[int] = []
@@ -67,7 +59,7 @@ class GenerationBatcher:
         if self.policy.continuous:
             loop = asyncio.get_running_loop()
             self._task = loop.run_in_executor(
-                self._worker, lambda: self.policy.serve(self._inbox, batch_sizes=self.batch_sizes, **self.sampling)
+                self._worker, lambda: self.policy.serve(self._inbox, self.sampling, batch_sizes=self.batch_sizes)
             )
             self._task.add_done_callback(self._serving_ended)
         else:
@@ -143,9 +135,9 @@ class GenerationBatcher:
                 lambda: self.policy.generate(
                     [p.ids for p in batch],
                     [p.limit for p in batch],
+                    self.sampling,
                     conversations=[p.messages for p in batch],
                     seeds=[p.seed for p in batch],
-                    **self.sampling,
                 ),
             )
         except Exception as err:  # noqa: BLE001 - handed to every waiting episode

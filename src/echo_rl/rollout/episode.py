@@ -44,7 +44,7 @@ from echo_rl.config import RunConfig, SandboxConfig
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.harness.parse import parse_action
 from echo_rl.rollout.batcher import GenerationBatcher
-from echo_rl.rollout.policy.base import Policy
+from echo_rl.rollout.policy.base import Policy, SamplingParams
 from echo_rl.rollout.trajectory import Outcome, StopReason, Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
 from echo_rl.sandbox.base import Sandbox, SandboxError
@@ -99,8 +99,10 @@ class _Infra(Exception):
 class EpisodeRunner:
     """Runs episodes of ``policy`` under ``cfg`` (episode, sandbox, harness and sampling sections).
 
-    ``temperature`` defaults to ``cfg.sampling.temperature`` (pass ``cfg.sampling.eval_temperature`` or 0
-    for evaluation); ``split`` and ``policy_step`` are copied onto every trajectory; ``label`` names the
+    Every episode samples with :attr:`sampling`: ``temperature`` (default ``cfg.sampling.temperature``; pass
+    ``cfg.sampling.eval_temperature`` or 0 for evaluation), ``cfg.sampling``'s top-p and top-k, the chat
+    format's end-of-turn tokens as stops; its trajectory records the temperature and whether the policy's
+    log-probs are exact for it. ``split`` and ``policy_step`` are copied onto every trajectory; ``label`` names the
     sandboxes (garbage collection after a crash). ``verify`` False skips the verifier of every episode
     (verifier-free training); it is skipped anyway for a task without tests."""
 
@@ -119,7 +121,12 @@ class EpisodeRunner:
         self.policy = policy
         self.chat = chat
         self.cfg = cfg
-        self.temperature = cfg.sampling.temperature if temperature is None else temperature
+        self.sampling = SamplingParams(
+            temperature=cfg.sampling.temperature if temperature is None else temperature,
+            top_p=cfg.sampling.top_p,
+            top_k=cfg.sampling.top_k,
+            stop_token_ids=frozenset(chat.stop_ids),
+        )
         self.label = label
         self.split = split
         self.policy_step = policy_step
@@ -138,15 +145,7 @@ class EpisodeRunner:
         for task in {id(r.task): r.task for r in requests}.values():
             check_runnable(task, self.cfg.sandbox)
         slots = asyncio.Semaphore(concurrency or self.cfg.sandbox.pool_size)
-        sampling = self.cfg.sampling
-        async with GenerationBatcher(
-            self.policy,
-            temperature=self.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            stop_token_ids=self.chat.stop_ids,
-            max_wait_s=self.cfg.episode.batch_wait_s,
-        ) as batcher:
+        async with GenerationBatcher(self.policy, self.sampling, max_wait_s=self.cfg.episode.batch_wait_s) as batcher:
 
             async def one(request: EpisodeRequest) -> Trajectory:
                 trajectory = await self._episode(request, batcher, slots)
@@ -231,7 +230,8 @@ class EpisodeRunner:
             group_index=request.group_index,
             policy_step=self.policy_step,
             timings=timings,
-            meta={"temperature": self.temperature, "sampler_logprobs": self.policy.exact_logprobs},
+            temperature=self.sampling.temperature,
+            exact_logprobs=self.policy.exact_logprobs(self.sampling),
         )
 
     async def _agent_loop(

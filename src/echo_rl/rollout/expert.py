@@ -63,7 +63,7 @@ def expert_transcript(
         verifier_reason="no tests/test.sh" if verifier is None else verifier.reason,
         stop_reason="done",
         family=task.family,
-        meta={"expert": True, "sampler_logprobs": False},
+        meta={"expert": True},
     )
 
 

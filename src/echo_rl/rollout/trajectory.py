@@ -4,12 +4,15 @@ Roles are :class:`echo_rl.roles.Role`.
 
 ``logprobs[i]`` is the log-probability the sampler gave ``token_ids[i]`` for ACTION tokens and 0.0
 elsewhere (0.0 also for actions of samplers that give none: text backends, expert transcripts).
-``meta["sampler_logprobs"]`` is True when they are the transformers backend's values, i.e. the trainer's
-temperature-scaled full-vocabulary distribution (see :mod:`echo_rl.rollout.policy.base`).
+``temperature`` is the sampling temperature the actions were drawn at (None: no policy sampled them —
+expert transcripts, other agents' files); ``exact_logprobs`` is True when the recorded log-probs are the
+trainer's temperature-scaled full-vocabulary distribution (see :mod:`echo_rl.rollout.policy.base`).
 Invariant: ``len(token_ids) == len(roles) == len(logprobs)``.
 
 Files: :func:`save_trajectories` / :func:`load_trajectories` write and read ``.jsonl`` (one trajectory per
-line) or ``.parquet``; a reload is exact (``==`` the saved objects).
+line) or ``.parquet``; a reload is exact (``==`` the saved objects). Files written before these two
+fields existed kept them in ``meta["temperature"]`` and ``meta["sampler_logprobs"]``: they load into the
+fields.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ StopReason = Literal[
 
 
 Span = tuple[int, int]  # [start, end) token indices
+_OLD_META_KEYS = {"temperature": "temperature", "exact_logprobs": "sampler_logprobs"}  # field: its meta key in older files
 
 
 @dataclass
@@ -74,6 +78,8 @@ class Trajectory:
     split: str | None = None
     group_index: int = 0  # which sample of the task's group
     policy_step: int = 0
+    temperature: float | None = None  # sampling temperature of the actions (None: not sampled by a policy)
+    exact_logprobs: bool = False  # logprobs are the trainer's distribution at ``temperature``
     timings: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -100,9 +106,15 @@ class Trajectory:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trajectory:
-        """Inverse of :meth:`to_dict`; keys that are not fields (e.g. a decoded ``text``) are ignored."""
+        """Inverse of :meth:`to_dict`; keys that are not fields (e.g. a decoded ``text``) are ignored; the
+        sampling fields of an older record come from its meta (module docstring)."""
         known = {f.name for f in fields(cls)}
         data = {key: value for key, value in data.items() if key in known}
+        meta = data["meta"] = dict(data.get("meta") or {})
+        for name, old in _OLD_META_KEYS.items():
+            if old in meta:
+                value = meta.pop(old)
+                data.setdefault(name, value)
         turns = []
         for turn in data.pop("turns", []):
             turn = dict(turn)

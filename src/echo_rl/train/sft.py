@@ -108,7 +108,7 @@ class SFTTrainer(Loop):
         cfg, s = self.s.cfg, self.s
         start = time.monotonic()
         chosen = shard([self.demos[i] for i in self.sampler.next(cfg.train.sft_batch_size)], s.ctx)
-        batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, 1.0)
+        batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, temperature=1.0)
         batch = batch.with_counts(all_reduce_sum(batch.own_counts(), s.ctx))
         module = self.trained.module
         module.train()

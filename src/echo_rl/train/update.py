@@ -119,14 +119,13 @@ def build_batch(
     """Advantages, policy rows and the collated batch of this rank's rollouts (this rank's denominators),
     with the counts of :func:`compute_advantages` and :func:`policy_rows`."""
     gids = group_ids(trajectories, cfg.train.rollouts_per_task)
-    temperature = cfg.sampling.temperature
     if not cfg.objective.uses_reward:  # verifier-free: no rewards, no groups, no policy term
-        return collate(trajectories, torch.zeros(len(trajectories)), cfg.objective, pad_id, temperature, gids), {}
+        return collate(trajectories, torch.zeros(len(trajectories)), cfg.objective, pad_id, gids), {}
     advantages, stats = compute_advantages(
         [t.reward for t in trajectories], gids, [t.valid for t in trajectories], cfg.objective.advantage_std_norm
     )
     rows, selected = policy_rows(trajectories, advantages, gids, cfg.objective)
-    batch = collate(trajectories, advantages, cfg.objective, pad_id, temperature, group_ids=gids, policy_rows=rows)
+    batch = collate(trajectories, advantages, cfg.objective, pad_id, group_ids=gids, policy_rows=rows)
     return batch, stats | selected
 
 

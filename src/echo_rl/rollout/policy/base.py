@@ -1,6 +1,6 @@
 """The policy interface every sampling backend implements.
 
-    gens = policy.generate(prompts, max_new_tokens=[512, 300], temperature=0.8, stop_token_ids={eot})
+    gens = policy.generate(prompts, [512, 300], SamplingParams(temperature=0.8, stop_token_ids={eot}))
 
 ``prompts`` are token ids (the episode's whole context so far); each :class:`Generation` holds the ids
 the backend sampled, the end-of-turn token included when it stopped on one.
@@ -24,11 +24,32 @@ from __future__ import annotations
 
 import abc
 import queue
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How every backend samples, one record from the episode runner to the decoding loop: ``temperature``
+    0 is greedy; ``top_k`` 0 and ``top_p`` 1 disable truncation; a generation ends on any of
+    ``stop_token_ids``. The token limit is per prompt (``max_new_tokens`` of :meth:`Policy.generate`,
+    :attr:`Request.limit`): an episode's budget shrinks as its context grows."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop_token_ids: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop_token_ids", frozenset(self.stop_token_ids))  # any collection of ids
+
+    @property
+    def truncates(self) -> bool:
+        """True when top-p or top-k cuts the distribution the token is drawn from."""
+        return self.top_p < 1.0 or self.top_k > 0
 
 
 @dataclass(frozen=True)
@@ -66,39 +87,34 @@ class Policy(abc.ABC):
     #: True when :meth:`serve` is implemented (continuous batching).
     continuous: bool = False
 
-    #: True when :attr:`Generation.logprobs` are exactly the distribution of the module docstring
-    #: (False: none, or another distribution such as vLLM's processed one).
-    exact_logprobs: bool = True
+    def exact_logprobs(self, sampling: SamplingParams) -> bool:  # noqa: ARG002 - backends that depend on it
+        """True when :attr:`Generation.logprobs` sampled with ``sampling`` are exactly the distribution of the
+        module docstring (False: none, or another distribution such as vLLM's truncated one)."""
+        return True
 
     @abc.abstractmethod
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int | Sequence[int],
+        sampling: SamplingParams = SamplingParams(),
         *,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
         seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
         """Continue every prompt in one batched call. ``max_new_tokens`` is one limit or one per prompt;
-        ``temperature`` 0 is greedy; ``top_k`` 0 and ``top_p`` 1 disable truncation. ``conversations``
+        ``sampling`` says how (:class:`SamplingParams`). ``conversations``
         (the same episodes as chat messages) is read only by chat-API backends; ``seeds`` (one per prompt,
         None for the backend's generator) gives each prompt its own random stream (module docstring)."""
 
     def serve(
         self,
         inbox: queue.Queue[Request | None],
+        sampling: SamplingParams = SamplingParams(),
         *,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        stop_token_ids: Collection[int] = (),
         batch_sizes: list[int] | None = None,
     ) -> None:
-        """Continuous batching, run on a worker thread until ``None`` arrives in ``inbox``: requests that
+        """Continuous batching with ``sampling``, run on a worker thread until ``None`` arrives in ``inbox``: requests that
         arrive join the rows being decoded at the next step, and each is answered as soon as its own row
         finishes. ``batch_sizes`` records the rows of every forward pass."""
         raise NotImplementedError(f"{type(self).__name__} has no continuous batching")

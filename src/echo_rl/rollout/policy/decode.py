@@ -17,14 +17,13 @@ rows share the step.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 from transformers import DynamicCache
 
-from echo_rl.rollout.policy.base import Generation, Request
+from echo_rl.rollout.policy.base import Generation, Request, SamplingParams
 from echo_rl.rollout.policy.kvcache import BLOCK, LayerKV, cache_from, layers, row_kv, shared_prefixes
 
 if TYPE_CHECKING:
@@ -59,16 +58,13 @@ class DecodeBatch:
     def __init__(
         self,
         policy: TransformersPolicy,
+        sampling: SamplingParams,
         *,
-        temperature: float,
-        top_p: float,
-        top_k: int,
-        stop_token_ids: Collection[int],
         batch_sizes: list[int] | None = None,
     ) -> None:
         self.policy = policy
-        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
-        self.stops = torch.tensor(sorted(stop_token_ids), dtype=torch.long, device=policy.device)
+        self.sampling = sampling
+        self.stops = torch.tensor(sorted(sampling.stop_token_ids), dtype=torch.long, device=policy.device)
         self.batch_sizes = batch_sizes if batch_sizes is not None else []
         self.state: _State | None = None
 
@@ -156,11 +152,12 @@ class DecodeBatch:
 
     def _sample(self, logits: torch.Tensor, rows: list[_Row]) -> tuple[torch.Tensor, torch.Tensor]:
         """One token per row and log softmax(logits / T) of it (T = 1 when greedy)."""
-        if self.temperature == 0:
+        sampling = self.sampling
+        if sampling.temperature == 0:
             token = logits.argmax(-1)
             return token, logits.log_softmax(-1).gather(-1, token[:, None])[:, 0]
-        scaled = logits / self.temperature
-        cdf = truncate(scaled, self.top_p, self.top_k).softmax(-1).double().cumsum(-1)
+        scaled = logits / sampling.temperature
+        cdf = truncate(scaled, sampling.top_p, sampling.top_k).softmax(-1).double().cumsum(-1)
         total = cdf[:, -1]
         # strictly below the total: the first entry above it then always has a positive probability
         target = torch.minimum(self._uniforms(rows) * total, torch.nextafter(total, torch.zeros_like(total)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import queue
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -30,6 +30,7 @@ from echo_rl.rollout.policy.base import (
     Generation,
     Policy,
     Request,
+    SamplingParams,
     per_prompt,
     prompt_seeds,
 )
@@ -76,11 +77,8 @@ class TransformersPolicy(Policy):
         self,
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int | Sequence[int],
+        sampling: SamplingParams = SamplingParams(),
         *,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
         seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
@@ -93,7 +91,7 @@ class TransformersPolicy(Policy):
 
         limits, row_seeds = per_prompt(max_new_tokens, len(prompts)), prompt_seeds(seeds, len(prompts))
         requests = [Request(list(p), limits[i], answer(i), row_seeds[i]) for i, p in enumerate(prompts)]
-        batch = DecodeBatch(self, temperature=temperature, top_p=top_p, top_k=top_k, stop_token_ids=stop_token_ids)
+        batch = DecodeBatch(self, sampling)
         with self._sampling_mode():
             self.prefix_cache.check_weights(self.model)
             batch.admit(requests)
@@ -104,21 +102,11 @@ class TransformersPolicy(Policy):
     def serve(
         self,
         inbox: queue.Queue[Request | None],
+        sampling: SamplingParams = SamplingParams(),
         *,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        stop_token_ids: Collection[int] = (),
         batch_sizes: list[int] | None = None,
     ) -> None:
-        batch = DecodeBatch(
-            self,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            stop_token_ids=stop_token_ids,
-            batch_sizes=batch_sizes,
-        )
+        batch = DecodeBatch(self, sampling, batch_sizes=batch_sizes)
         with self._sampling_mode():
             while True:
                 arrived = [inbox.get()] if not batch.rows else []

@@ -15,14 +15,14 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from transformers import PreTrainedTokenizerBase
 
 from echo_rl.errors import EchoRLError
-from echo_rl.rollout.policy.base import Generation, Policy, per_prompt, prompt_seeds
+from echo_rl.rollout.policy.base import Generation, Policy, SamplingParams, per_prompt, prompt_seeds
 
 
 class EndpointError(EchoRLError):
@@ -30,7 +30,8 @@ class EndpointError(EchoRLError):
 
 
 class OpenAIPolicy(Policy):
-    exact_logprobs = False
+    def exact_logprobs(self, sampling: SamplingParams) -> bool:  # noqa: ARG002 - servers give none
+        return False
 
     def __init__(
         self,
@@ -55,20 +56,17 @@ class OpenAIPolicy(Policy):
         self,
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int | Sequence[int],
+        sampling: SamplingParams = SamplingParams(),
         *,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
         seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
         limits, row_seeds = per_prompt(max_new_tokens, len(prompts)), prompt_seeds(seeds, len(prompts))
         if self.api == "chat" and (conversations is None or len(conversations) != len(prompts)):
             raise ValueError("the chat API needs one conversation per prompt")
-        common: dict[str, Any] = {"model": self.model_name, "temperature": temperature, "top_p": top_p}
-        if top_k > 0:
-            common["top_k"] = top_k  # an extension that vLLM and SGLang accept
+        common: dict[str, Any] = {"model": self.model_name, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        if sampling.top_k > 0:
+            common["top_k"] = sampling.top_k  # an extension that vLLM and SGLang accept
         bodies = []
         for i, prompt in enumerate(prompts):
             body = {**common, "max_tokens": limits[i]}
@@ -81,7 +79,7 @@ class OpenAIPolicy(Policy):
                 ]
             else:
                 body["prompt"] = self.tokenizer.decode(list(prompt), skip_special_tokens=False)
-                body["stop"] = [self.tokenizer.decode([t]) for t in sorted(stop_token_ids)] or None
+                body["stop"] = [self.tokenizer.decode([t]) for t in sorted(sampling.stop_token_ids)] or None
             bodies.append(body)
         return list(self.pool.map(self._complete, bodies))
 

@@ -23,21 +23,21 @@ default) that is exactly the recorded convention of :mod:`echo_rl.rollout.policy
 log softmax(logits / T) over the full vocabulary (T = 1 when greedy). ``raw_logprobs`` would be
 log softmax(logits), temperature left out, so it matches only at T = 1. With truncation the processed
 values are those of the renormalised nucleus, larger than the full-vocabulary ones:
-:attr:`VLLMPolicy.exact_logprobs` is then False and ``objective.tis_cap`` can correct the difference.
+:meth:`VLLMPolicy.exact_logprobs` is then False and ``objective.tis_cap`` can correct the difference.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
 
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
-from echo_rl.rollout.policy.base import Generation, Policy, per_prompt, prompt_seeds
+from echo_rl.rollout.policy.base import Generation, Policy, SamplingParams, per_prompt, prompt_seeds
 from echo_rl.rollout.policy.vllm_worker import WORKER_EXTENSION
 
 LOAD_METHOD = "echo_rl_load_weights"
@@ -123,7 +123,7 @@ def replace_weights(
 
 class VLLMPolicy(Policy):
     """A colocated vLLM engine over ``model_path`` configured by ``cfg.policy`` (module docstring).
-    ``exact_logprobs`` is True unless ``cfg.sampling`` truncates (top-p < 1 or top-k > 0)."""
+    Its log-probs are exact unless the sampling truncates (top-p < 1 or top-k > 0)."""
 
     def __init__(self, model_path: str, cfg: RunConfig, *, seed: int = 0) -> None:
         options = engine_options(model_path, cfg, seed=seed)
@@ -137,9 +137,11 @@ class VLLMPolicy(Policy):
         self.chunk_bytes = vc.sync_chunk_mb * 2**20
         self.dtype = getattr(torch, cfg.policy.dtype)
         self.device = torch.device("cuda", torch.cuda.current_device())
-        self.exact_logprobs = cfg.sampling.top_p >= 1.0 and cfg.sampling.top_k == 0
         self.asleep = False
         self.llm = LLM(**options)
+
+    def exact_logprobs(self, sampling: SamplingParams) -> bool:
+        return not sampling.truncates
 
     def sleep(self) -> None:
         """Free the engine's GPU memory for the trainer's update (no-op without sleep mode)."""
@@ -160,27 +162,24 @@ class VLLMPolicy(Policy):
         self,
         prompts: Sequence[Sequence[int]],
         max_new_tokens: int | Sequence[int],
+        sampling: SamplingParams = SamplingParams(),
         *,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        stop_token_ids: Collection[int] = (),
         conversations: Sequence[list[dict[str, str]]] | None = None,
         seeds: Sequence[int | None] | None = None,
     ) -> list[Generation]:
         if self.asleep:
             raise RuntimeError("the vLLM engine sleeps: load the trained weights (load_weights) before sampling")
-        from vllm import SamplingParams
+        import vllm
         from vllm.inputs import TokensPrompt
 
         limits, row_seeds = per_prompt(max_new_tokens, len(prompts)), prompt_seeds(seeds, len(prompts))
         params = [
-            SamplingParams(
+            vllm.SamplingParams(
                 max_tokens=limit,
-                temperature=temperature,
-                top_p=top_p,
-                top_k=top_k if top_k > 0 else -1,
-                stop_token_ids=sorted(stop_token_ids),
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k if sampling.top_k > 0 else -1,
+                stop_token_ids=sorted(sampling.stop_token_ids),
                 logprobs=0,  # the sampled token's own log-prob only
                 detokenize=False,
                 seed=seed,
