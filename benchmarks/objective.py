@@ -111,7 +111,7 @@ def _step(variant: str, model, batch) -> None:
     """One objective step: loss, backward (gradients left in p.grad), then cleared."""
     if variant in ("grpo", "echo"):
         cfg = CFG.model_copy(update={"algorithm": variant})
-        echo_loss(model, batch, cfg, step=0)[0].backward()
+        echo_loss(model, batch, cfg, LambdaBalancer(cfg).weights(0))[0].backward()
     elif variant == "echo-2pass":
         policy, _ = policy_term(batch_logprobs(model, batch, CFG).logprobs, batch, CFG)
         env, _ = env_term(batch_logprobs(model, batch, CFG).logprobs, batch, CFG.env)
@@ -133,7 +133,7 @@ def _objective_only_ms(model, batch, repeats: int = 5, iterations: int = 100) ->
             cfg = CFG.model_copy(update={"algorithm": variant})
             start = time.process_time()
             for _ in range(iterations):
-                echo_loss(TokenLogprobs(logprobs, entropy), batch, cfg, step=0)[0].backward()
+                echo_loss(TokenLogprobs(logprobs, entropy), batch, cfg, LambdaBalancer(cfg).weights(0))[0].backward()
             best[variant] = min(best[variant], (time.process_time() - start) / iterations * 1e3)
     return best
 

@@ -28,6 +28,7 @@ from echo_rl.config import RunConfig, apply_override
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.models.load import load_policy_model
 from echo_rl.rollout.episode import EpisodeRequest, EpisodeRunner, run_episodes
+from echo_rl.rollout.policy.base import SamplingParams
 from echo_rl.rollout.policy.hf import TransformersPolicy
 from echo_rl.tasks.families import generate
 
@@ -35,11 +36,11 @@ from echo_rl.tasks.families import generate
 def generation(policy: TransformersPolicy, prompt: list[int], n: int, tokens: int) -> tuple[float, float]:
     prompts = [prompt[: len(prompt) - i] for i in range(n)]  # ragged, as live episodes are
     start = time.perf_counter()
-    policy.generate(prompts, tokens, temperature=0.8)
+    policy.generate(prompts, tokens, SamplingParams(temperature=0.8))
     batched = n * tokens / (time.perf_counter() - start)
     start = time.perf_counter()
     for p in prompts:
-        policy.generate([p], tokens, temperature=0.8)
+        policy.generate([p], tokens, SamplingParams(temperature=0.8))
     return batched, n * tokens / (time.perf_counter() - start)
 
 

@@ -10,7 +10,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from echo_rl.objective.batch import Batch, collate
 from echo_rl.config import ObjectiveConfig
-from echo_rl.objective import compute_advantages, full_logits_logprobs, group_ids_of, policy_term
+from echo_rl.objective import LambdaBalancer, compute_advantages, full_logits_logprobs, group_ids_of, policy_term
 from echo_rl.rollout.trajectory import Trajectory, Turn
 from echo_rl.roles import Role
 
@@ -93,6 +93,11 @@ def standard_trajectories() -> list[Trajectory]:
             ][: 2 + (i % 2)]
             trajs.append(trajectory(turns, task_id=task, reward=reward, seed=10 * g + i))
     return trajs
+
+
+def weights(cfg: ObjectiveConfig, step: int = 0) -> tuple[float, float]:
+    """(w_π, w_env) at ``step`` as the trainer gets them: from a fresh balancer."""
+    return LambdaBalancer(cfg).weights(step)
 
 
 def make_batch(trajs: list[Trajectory], cfg: ObjectiveConfig | None = None, temperature: float = 1.0):

@@ -18,7 +18,7 @@ def test_per_term_gradients_add_up_to_the_echo_gradient(model):
     cfg = _cfg()
     batch = make_batch(standard_trajectories(), cfg, temperature=0.8)
     grads = per_term_gradients(model, batch.micro_batches(4), cfg)
-    loss, _ = echo_loss(model, batch, cfg, 0)
+    loss, _ = echo_loss(model, batch, cfg, LambdaBalancer(cfg).weights(0))
     for g_policy, g_env, want in zip(grads.policy, grads.env, backward_grads(model, loss)):
         torch.testing.assert_close(g_policy + 0.05 * g_env, want, rtol=1e-4, atol=1e-7)
     policy_norm, env_norm, cosine = grads.norms()

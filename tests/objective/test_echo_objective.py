@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from objective_helpers import backward_grads, hand_batch, make_batch, separate_reference, standard_trajectories
+from objective_helpers import backward_grads, hand_batch, make_batch, separate_reference, standard_trajectories, weights
 
 from echo_rl.config import EnvLossConfig, LambdaSchedule, ObjectiveConfig
 from echo_rl.objective import (
@@ -20,7 +20,7 @@ from echo_rl.objective import (
 def test_echo_gradient_equals_grpo_gradient_plus_lambda_times_ce_gradient(model, temperature_scaled):
     cfg = ObjectiveConfig(env=EnvLossConfig(lam=0.05, temperature_scaled=temperature_scaled))
     batch = make_batch(standard_trajectories(), cfg, temperature=0.8)
-    loss, metrics = echo_loss(model, batch, cfg, step=0)
+    loss, metrics = echo_loss(model, batch, cfg, weights(cfg))
     got = backward_grads(model, loss)
     want_loss, want = separate_reference(model, batch, cfg, 0.05)
     assert loss.item() == pytest.approx(want_loss.item(), rel=1e-5)
@@ -32,8 +32,9 @@ def test_echo_gradient_equals_grpo_gradient_plus_lambda_times_ce_gradient(model,
 
 def test_temperature_choice_changes_only_the_env_term(model):
     batch = make_batch(standard_trajectories(), temperature=0.5)
-    scaled = echo_loss(model, batch, ObjectiveConfig(), 0)[1]
-    raw = echo_loss(model, batch, ObjectiveConfig(env=EnvLossConfig(temperature_scaled=False)), 0)[1]
+    raw_cfg = ObjectiveConfig(env=EnvLossConfig(temperature_scaled=False))
+    scaled = echo_loss(model, batch, ObjectiveConfig(), weights(ObjectiveConfig()))[1]
+    raw = echo_loss(model, batch, raw_cfg, weights(raw_cfg))[1]
     assert scaled["policy_loss"] == pytest.approx(raw["policy_loss"], rel=1e-6)
     nll = {t: -full_logits_logprobs(model, batch.input_ids, batch.attention_mask, t).logprobs for t in (0.5, 1.0)}
     for metrics, t in ((scaled, 0.5), (raw, 1.0)):
@@ -49,7 +50,7 @@ def test_lambda_zero_is_grpo_bit_for_bit(model):
         (ObjectiveConfig(env=EnvLossConfig(lam=0.0)), 3),
         (ObjectiveConfig(env=EnvLossConfig(schedule=LambdaSchedule(warmup_steps=10))), 0),  # warm-up: λ(0) = 0
     ):
-        loss, _ = echo_loss(model, batch, cfg, step)
+        loss, _ = echo_loss(model, batch, cfg, weights(cfg, step))
         results.append((loss.detach(), backward_grads(model, loss)))
     plain = policy_term(batch_logprobs(model, batch, ObjectiveConfig()).logprobs, batch, ObjectiveConfig())[0]
     results.append((plain.detach(), backward_grads(model, plain)))
@@ -75,7 +76,7 @@ def test_env_normalisations_match_hand_computed_values(normalization, expected):
         env_mask=[[0, 1, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]],
         warning_mask=[[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]],
     )
-    loss, metrics = echo_loss(TokenLogprobs(logprobs, None), batch, cfg, step=0)
+    loss, metrics = echo_loss(TokenLogprobs(logprobs, None), batch, cfg, weights(cfg))
     assert metrics["env_loss"] == pytest.approx(expected)
     assert loss.item() == pytest.approx(0.05 * expected)
     assert metrics["env_ce"] == pytest.approx(2.0) and metrics["warning_ce"] == pytest.approx(4.0)
@@ -104,15 +105,15 @@ def test_env_term_trains_zero_advantage_and_failed_rollouts(model):
         traj.reward = 0.0  # every group fails: GRPO alone has no gradient
     batch = make_batch(trajs)
     assert (batch.advantages == 0).all()
-    grpo_loss, _ = echo_loss(model, batch, ObjectiveConfig(algorithm="grpo"), 0)
+    grpo_loss, _ = echo_loss(model, batch, ObjectiveConfig(algorithm="grpo"), (1.0, 0.0))
     assert all((g == 0).all() for g in backward_grads(model, grpo_loss))
-    loss, metrics = echo_loss(model, batch, ObjectiveConfig(), 0)
+    loss, metrics = echo_loss(model, batch, ObjectiveConfig(), weights(ObjectiveConfig()))
     assert metrics["env_loss"] > 0 and all(g.abs().sum() > 0 for g in backward_grads(model, loss))
 
 
 def test_env_only_is_the_env_loss_alone(model):
     batch = make_batch(standard_trajectories())
-    loss, metrics = echo_loss(model, batch, ObjectiveConfig(algorithm="env_only"), 0)
+    loss, metrics = echo_loss(model, batch, ObjectiveConfig(algorithm="env_only"), (0.0, 1.0))
     assert metrics["lambda"] == 1.0 and loss.item() == pytest.approx(metrics["env_loss"])
     got = backward_grads(model, loss)
     logprobs = batch_logprobs(model, batch, ObjectiveConfig()).logprobs
@@ -124,12 +125,12 @@ def test_env_only_is_the_env_loss_alone(model):
 def test_micro_batch_losses_and_gradients_sum_to_the_full_batch(model):
     cfg = ObjectiveConfig(aggregation="token_mean")
     batch = make_batch(standard_trajectories(), cfg)
-    full_loss, _ = echo_loss(model, batch, cfg, 0)
+    full_loss, _ = echo_loss(model, batch, cfg, weights(cfg))
     full = backward_grads(model, full_loss)
     model.zero_grad(set_to_none=True)
     total = 0.0
     for part in batch.micro_batches(4):
-        loss, _ = echo_loss(model, part, cfg, 0)
+        loss, _ = echo_loss(model, part, cfg, weights(cfg))
         loss.backward()
         total += loss.item()
     assert total == pytest.approx(full_loss.item(), rel=1e-5)
@@ -150,7 +151,7 @@ def test_heldout_env_ce_is_at_temperature_one(model):
 
 def test_metrics_are_reported_and_finite(model):
     batch = make_batch(standard_trajectories(), temperature=0.8)
-    _, metrics = echo_loss(model, batch, ObjectiveConfig(), 0)
+    _, metrics = echo_loss(model, batch, ObjectiveConfig(), weights(ObjectiveConfig()))
     expected = {
         "loss",
         "policy_loss",

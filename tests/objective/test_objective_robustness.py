@@ -8,7 +8,7 @@ import torch
 from objective_helpers import make_batch, standard_trajectories, tiny_model, trajectory
 
 from echo_rl.config import EnvLossConfig, ObjectiveConfig
-from echo_rl.objective import echo_loss, per_term_gradients
+from echo_rl.objective import LambdaBalancer, echo_loss, per_term_gradients
 
 DEGENERATE = {
     "empty": lambda: trajectory([], prompt=0, task_id="x"),
@@ -32,7 +32,8 @@ def _assert_finite_with_full_graph(model, loss, metrics):
 @pytest.mark.parametrize("rows", [list(DEGENERATE), ["empty"], ["prompt_only", "infra_error"]])
 def test_batches_of_only_degenerate_rows(model, algorithm, rows):
     batch = make_batch([DEGENERATE[name]() for name in rows])
-    loss, metrics = echo_loss(model, batch, ObjectiveConfig(algorithm=algorithm), 0)
+    cfg = ObjectiveConfig(algorithm=algorithm)
+    loss, metrics = echo_loss(model, batch, cfg, LambdaBalancer(cfg).weights(0))
     assert loss.item() == 0
     _assert_finite_with_full_graph(model, loss, metrics)
 
@@ -48,7 +49,7 @@ def test_mixed_batches_in_every_precision(dtype, zero_advantage):
     batch = make_batch(trajs, temperature=0.8)
     batch.sampling_logprobs = batch.sampling_logprobs.to(dtype)
     cfg = ObjectiveConfig(tis_cap=2.0, env=EnvLossConfig(temperature_scaled=False))
-    loss, metrics = echo_loss(model, batch, cfg, 0)
+    loss, metrics = echo_loss(model, batch, cfg, LambdaBalancer(cfg).weights(0))
     _assert_finite_with_full_graph(model, loss, metrics)
     assert metrics["env_loss"] > 0
 

@@ -12,7 +12,7 @@ from echo_rl.harness.parse import parse_action
 from echo_rl.harness.render import render_action
 from echo_rl.models.tiny import build_tiny_qwen3
 from echo_rl.models.tokenizer import train_tokenizer
-from echo_rl.objective import compute_advantages, echo_loss, group_ids_of
+from echo_rl.objective import LambdaBalancer, compute_advantages, echo_loss, group_ids_of
 from echo_rl.roles import Role
 from echo_rl.rollout.transcript import TranscriptBuilder
 from echo_rl.sandbox.base import ExecResult
@@ -87,7 +87,7 @@ def test_echo_gradient_on_real_transcripts(chat):
     trajs = [_episode(chat, STEPS[: 2 + i], float(i % 2), i) for i in range(4)]
     cfg = ObjectiveConfig(env=EnvLossConfig(lam=0.05))
     batch = _batch(chat, trajs, cfg)
-    loss, metrics = echo_loss(model, batch, cfg, 0)
+    loss, metrics = echo_loss(model, batch, cfg, LambdaBalancer(cfg).weights(0))
     got = backward_grads(model, loss)
     want_loss, want = separate_reference(model, batch, cfg, 0.05)
     assert loss.item() == pytest.approx(want_loss.item(), rel=1e-5)

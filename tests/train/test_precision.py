@@ -16,6 +16,7 @@ from objective_helpers import standard_trajectories  # noqa: E402
 from echo_rl.errors import UserError  # noqa: E402
 from echo_rl.objective import LambdaBalancer, token_logprobs  # noqa: E402
 from echo_rl.train.optim import build_optimizer  # noqa: E402
+from echo_rl.rollout.policy.base import SamplingParams  # noqa: E402
 from echo_rl.train.policy_sync import make_policy  # noqa: E402
 from echo_rl.train.precision import compute_autocast  # noqa: E402
 from echo_rl.train.session import open_session  # noqa: E402
@@ -63,9 +64,9 @@ def test_sampler_records_logprobs_in_the_trainers_compute_precision(tmp_path):
     cfg = make_config("policy.dtype=bfloat16", "train.rollouts_per_task=3", "sampling.temperature=1.0")
     session = open_session(cfg, tmp_path / "run", resume=False, splits=("train",))
     try:
-        policy = make_policy(cfg, session.model, session.tokenizer, session.model_path, training=True, seed=0)
+        policy = make_policy(cfg, session.model, session.tokenizer, model_path=session.model_path, training=True)
         prompt = session.tokenizer.encode("ls -la\ncat notes.txt\n")
-        generation = policy.generate([prompt], 24, temperature=1.0)[0]
+        generation = policy.generate([prompt], 24, SamplingParams(temperature=1.0))[0]
         ids = torch.tensor([prompt + generation.token_ids])
         mask = torch.ones_like(ids)
 

@@ -25,7 +25,7 @@ def evaluate_policy(cfg: RunConfig, out: Path) -> tuple[Path, list[str]]:
     try:
         checkpoint = Path(session.model_path)
         step = read_state(checkpoint)["step"] if (checkpoint / STATE).is_file() else 0
-        policy = make_policy(cfg, session.model, session.tokenizer, session.model_path, training=False, seed=cfg.seed)
+        policy = make_policy(cfg, session.model, session.tokenizer, model_path=session.model_path)
         result = session.evaluator(policy).run(step, session.run)
         session.log(flatten(result))
         report = build_report([session.run.root], session.run.report) if session.ctx.is_main else session.run.report

@@ -33,11 +33,11 @@ def run_with_progress(
 
     from echo_rl.harness.chat import ChatFormat, tokenizer_fingerprint
     from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
-    from echo_rl.rollout.policy import build_policy
+    from echo_rl.train.policy_sync import load_policy
     from echo_rl.train.session import run_label
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    policy, tokenizer = build_policy(cfg)
+    policy, tokenizer = load_policy(cfg)
     chat = ChatFormat.from_config(tokenizer, cfg.harness)
     runner = EpisodeRunner(policy, chat, cfg, temperature=temperature, label=run_label(out))
     requests = group_requests(tasks, samples)

@@ -79,9 +79,9 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
     from echo_rl.eval.heldout import heldout_env_ce
     from echo_rl.harness.chat import ChatFormat
     from echo_rl.models.load import load_policy_model
-    from echo_rl.rollout.policy.hf import TransformersPolicy
     from echo_rl.rollout.trajectory import load_trajectories
     from echo_rl.train.data import load_task_splits
+    from echo_rl.train.policy_sync import make_policy
     from echo_rl.distributed import DistContext
 
     start = time.monotonic()
@@ -89,7 +89,7 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
     splits = load_task_splits(ecfg, ecfg.eval.splits)
     model, tokenizer = load_policy_model(str(checkpoint), dtype=ecfg.policy.dtype, device="cpu")
     chat = ChatFormat.from_config(tokenizer, ecfg.harness)
-    policy = TransformersPolicy(model, pad_token_id=tokenizer.pad_token_id, seed=ecfg.seed)
+    policy = make_policy(ecfg, model, tokenizer)
     ctx = DistContext()
     pad = int(tokenizer.pad_token_id)
     heldout = load_trajectories(prepared.env_ce_heldout)

@@ -2,22 +2,21 @@
 
 logprobs.py  chunked per-token log-probs (never the full [T × V] logits)
 grpo.py      advantages, the clipped policy term, aggregation modes, TIS
-echo.py      the env term, λ schedules, the combined loss, held-out env CE
+echo.py      the env term, the combined loss, held-out env CE
 filters.py   env-target filters and env-only rollout filters
-balance.py   per-term gradient probe, adaptive λ, separate clipping
+balance.py   the term weights (λ schedules, adaptive λ), per-term gradient probe, separate clipping
 selection.py which rollouts the policy term uses (dynamic sampling, overlong filter)
 """
 
-from echo_rl.objective.balance import LambdaBalancer, TermGradients, per_term_gradients
+from echo_rl.objective.balance import LambdaBalancer, TermGradients, per_term_gradients, scheduled_lambda, term_weights
 from echo_rl.objective.echo import (
     batch_logprobs,
+    combined_metrics,
     echo_loss,
     env_cross_entropy,
     env_term,
     frozen_logprobs,
     loss_terms,
-    scheduled_lambda,
-    term_weights,
 )
 from echo_rl.objective.grpo import aggregate, compute_advantages, group_ids_of, policy_term
 from echo_rl.objective.selection import informative_groups, informative_rows, policy_rows
@@ -29,6 +28,7 @@ __all__ = [
     "TokenLogprobs",
     "aggregate",
     "batch_logprobs",
+    "combined_metrics",
     "compute_advantages",
     "echo_loss",
     "env_cross_entropy",

@@ -18,15 +18,26 @@ so that ‖λ_eff·g_env‖ ≤ ρ·‖g_π‖ on the probe step (for floor ≤ 
 Separate clipping (``env.balance.separate_clip`` = c): the update is clip_c(w_π·g_π) + clip_c(λ_eff·g_env)
 with clip_c(g) = g·min(1, c/‖g‖); the trainer's global clip still applies to the sum.
 
+The balancer is the one decider of the term weights (w_π, w_env) — by algorithm, with the λ schedule and
+the adaptive bound::
+
+    grpo (1, 0)    echo (1, λ_eff)    env_only (0, 1)   (verifier-free adaptation)
+
+    λ(step) = min(1, step / warmup_steps) · { λ                                   constant
+                                            { λ + (final − λ) · min(1, step / decay_steps)   linear_decay
+                                            { λ · factor^⌊step / every⌋                       step_decay
+
+The loss (:func:`echo_rl.objective.echo.echo_loss`) combines the terms with the weights it is given.
 Trainer loop::
 
     balancer = LambdaBalancer(cfg)
+    weights = balancer.weights(step)
     if balancer.probe_due(step):
         grads = per_term_gradients(model, micro_batches, cfg)   # under DDP: grads.all_reduce()
         metrics |= balancer.apply(grads, step)                  # writes p.grad
     else:
         for mb in micro_batches:
-            loss, m = echo_loss(model, mb, cfg, step, env_weight=balancer.weights(step)[1]); loss.backward()
+            loss, m = echo_loss(model, mb, cfg, weights); loss.backward()
 """
 
 from __future__ import annotations
@@ -38,11 +49,34 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from echo_rl.config import ObjectiveConfig
-from echo_rl.objective.echo import batch_logprobs, loss_terms, term_weights
+from echo_rl.config import EnvLossConfig, ObjectiveConfig
+from echo_rl.objective.echo import batch_logprobs, loss_terms
 
 if TYPE_CHECKING:
     from echo_rl.objective.batch import Batch
+
+
+def scheduled_lambda(cfg: EnvLossConfig, step: int) -> float:
+    """λ(step) of the schedule, warm-up included (module docstring)."""
+    schedule = cfg.schedule
+    if schedule.kind == "constant":
+        lam = cfg.lam
+    elif schedule.kind == "linear_decay":
+        lam = cfg.lam + (schedule.final - cfg.lam) * min(1.0, step / schedule.decay_steps)
+    else:
+        lam = cfg.lam * schedule.factor ** (step // schedule.every)
+    if schedule.warmup_steps:
+        lam *= min(1.0, step / schedule.warmup_steps)
+    return lam
+
+
+def term_weights(cfg: ObjectiveConfig, step: int) -> tuple[float, float]:
+    """(w_π, w_env) of the configured algorithm and schedule at ``step``, before any adaptive bound."""
+    if cfg.algorithm == "grpo":
+        return 1.0, 0.0
+    if cfg.algorithm == "env_only":
+        return 0.0, 1.0
+    return 1.0, scheduled_lambda(cfg.env, step)
 
 
 def _dot(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:

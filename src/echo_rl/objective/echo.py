@@ -10,15 +10,9 @@ both from the same per-token log-probs of ONE forward pass over the transcript.
 S are the step's valid sequences that the rollout filters kept (``Batch.env_seqs``: all valid ones
 unless a filter is on — by default only under env_only, :mod:`echo_rl.objective.filters`); O'_s is
 ``Batch.target_mask``. The env term is active on every such rollout, zero-advantage and failed ones included.
-Term weights by algorithm:
-
-    grpo (1, 0)    echo (1, λ(step))    env_only (0, 1)   (verifier-free adaptation)
-
-    λ(step) = min(1, step / warmup_steps) · { λ                                   constant
-                                            { λ + (final − λ) · min(1, step / decay_steps)   linear_decay
-                                            { λ · factor^⌊step / every⌋                       step_decay
-
-A weight of 0 leaves its term out of the graph, so λ = 0 reproduces GRPO's loss and gradient bit for bit.
+The weights (w_π, w_env) are given: :meth:`echo_rl.objective.balance.LambdaBalancer.weights` alone decides
+them (algorithm, λ schedule, adaptive bound). A weight of 0 leaves its term out of the graph, so λ = 0
+reproduces GRPO's loss and gradient bit for bit.
 
 Temperature: the policy term uses log-probs at τ = ``Batch.temperature`` (logits / τ, as SkyRL). The env
 term uses the same log-probs when ``env.temperature_scaled`` (the reference system: a CE at the training
@@ -49,29 +43,6 @@ NORMALIZERS: dict[str, Normalizer] = {
     "selected_tokens": "sequence",
     "constant": "constant",
 }
-
-
-def scheduled_lambda(cfg: EnvLossConfig, step: int) -> float:
-    """λ(step) of the schedule, warm-up included (module docstring)."""
-    schedule = cfg.schedule
-    if schedule.kind == "constant":
-        lam = cfg.lam
-    elif schedule.kind == "linear_decay":
-        lam = cfg.lam + (schedule.final - cfg.lam) * min(1.0, step / schedule.decay_steps)
-    else:
-        lam = cfg.lam * schedule.factor ** (step // schedule.every)
-    if schedule.warmup_steps:
-        lam *= min(1.0, step / schedule.warmup_steps)
-    return lam
-
-
-def term_weights(cfg: ObjectiveConfig, step: int) -> tuple[float, float]:
-    """(w_π, w_env) of the configured algorithm at ``step``."""
-    if cfg.algorithm == "grpo":
-        return 1.0, 0.0
-    if cfg.algorithm == "env_only":
-        return 0.0, 1.0
-    return 1.0, scheduled_lambda(cfg.env, step)
 
 
 def token_temperatures(batch: Batch, cfg: ObjectiveConfig) -> Temperature:
@@ -152,35 +123,38 @@ def loss_terms(token_lp: TokenLogprobs, batch: Batch, cfg: ObjectiveConfig) -> t
     return policy, env, metrics
 
 
+def combined_metrics(terms: dict[str, float], weights: tuple[float, float]) -> dict[str, float]:
+    """What is logged of L = w_π·L_GRPO + w_env·L_env, given the terms' ``policy_loss`` and ``env_loss``
+    (one micro-batch's, or an update's sums — plain and probe steps alike): loss, lambda (w_env),
+    env_loss_scaled = w_env·L_env and env_to_policy_ratio = |w_env·L_env| / max(|L_GRPO|, 1e-8)."""
+    w_policy, w_env = weights
+    policy, scaled = terms["policy_loss"], w_env * terms["env_loss"]
+    return {
+        "loss": w_policy * policy + scaled,
+        "lambda": w_env,
+        "env_loss_scaled": scaled,
+        "env_to_policy_ratio": abs(scaled) / max(abs(policy), 1e-8),
+    }
+
+
 def echo_loss(
     model_or_logprobs: torch.nn.Module | TokenLogprobs,
     batch: Batch,
     cfg: ObjectiveConfig,
-    step: int,
-    env_weight: float | None = None,
+    weights: tuple[float, float],
 ) -> tuple[Tensor, dict[str, float]]:
-    """L = w_π·L_GRPO + w_env·L_env for one (micro-)batch, and its metrics. Pass the model (one forward
-    pass here) or precomputed :func:`batch_logprobs`. ``env_weight`` overrides w_env (a balancer's λ).
-    Metrics: those of :func:`loss_terms`, plus loss, lambda (w_env), env_loss_scaled = w_env·L_env and
-    env_to_policy_ratio = |w_env·L_env| / max(|L_GRPO|, 1e-8)."""
+    """L = w_π·L_GRPO + w_env·L_env for one (micro-)batch with the given ``weights`` (w_π, w_env) — a
+    :class:`~echo_rl.objective.balance.LambdaBalancer`'s — and its metrics. Pass the model (one forward
+    pass here) or precomputed :func:`batch_logprobs`. Metrics: those of :func:`loss_terms` and
+    :func:`combined_metrics`."""
     token_lp = (
         model_or_logprobs
         if isinstance(model_or_logprobs, TokenLogprobs)
         else batch_logprobs(model_or_logprobs, batch, cfg)
     )
     policy, env, metrics = loss_terms(token_lp, batch, cfg)
-    w_policy, w_env = term_weights(cfg, step)
-    if env_weight is not None:
-        w_env = env_weight
-    loss = combine(policy, env, w_policy, w_env)
-    scaled = w_env * metrics["env_loss"]
-    metrics |= {
-        "loss": loss.item(),
-        "lambda": w_env,
-        "env_loss_scaled": scaled,
-        "env_to_policy_ratio": abs(scaled) / max(abs(metrics["policy_loss"]), 1e-8),
-    }
-    return loss, metrics
+    loss = combine(policy, env, *weights)
+    return loss, metrics | combined_metrics(metrics, weights)
 
 
 @torch.no_grad()

@@ -3,11 +3,10 @@
     sandbox = await open_task_sandbox(task, cfg.sandbox, label="run-3")
     try: ... finally: await sandbox.stop()
 
-Local backend: a fresh :class:`~echo_rl.sandbox.local.LocalSandbox`, then the task's
-``environment/setup.sh`` runs in its workdir (a task without one cannot run locally: a one-line
-:class:`UserError`). Container backend: the task's ``docker_image`` as is, else its ``environment/``
-folder built as an image (cached by content), and a :class:`~echo_rl.sandbox.container.ContainerSandbox`
-starts from it. Either way the sandbox gets the task's own limits (:func:`~echo_rl.tasks.settings.sandbox_config`);
+The sandbox comes from the one sandbox factory, :func:`echo_rl.sandbox.make_sandbox`. Local backend: a
+fresh sandbox, then the task's ``environment/setup.sh`` runs in its workdir (a task without one cannot run
+locally: a one-line :class:`UserError`). Container backend: the task's ``docker_image`` as is, else its
+``environment/`` folder built as an image (cached by content), and the sandbox starts from it. Either way the sandbox gets the task's own limits (:func:`~echo_rl.tasks.settings.sandbox_config`);
 what the backend cannot apply is said once. Any failure to bring the state up is a :class:`SandboxError`
 (an ``infra_error``), and a half-started sandbox is stopped.
 """
@@ -16,6 +15,7 @@ from __future__ import annotations
 
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
+from echo_rl.sandbox import make_sandbox
 from echo_rl.sandbox.base import Sandbox, SandboxError
 from echo_rl.sandbox.notices import notice_once
 from echo_rl.tasks.settings import DEFAULT_BUILD_TIMEOUT_S, resolve_env, sandbox_config, task_settings
@@ -61,15 +61,12 @@ async def open_task_sandbox(task: Task, cfg: SandboxConfig, label: str = "echo-r
         notice_once(f"{cfg.backend} backend: not applied: {note}")
     allow_network = cfg.allow_network and task.allow_internet
     cfg = sandbox_config(task, cfg)
-    sandbox: Sandbox
-    if cfg.backend == "local":
-        from echo_rl.sandbox.local import LocalSandbox
+    image = None
+    if cfg.backend == "container":
+        from echo_rl.tasks.images import task_image
 
-        sandbox = LocalSandbox(cfg, allow_network=allow_network, label=label)
-    else:
-        from echo_rl.tasks.images import task_sandbox
-
-        sandbox = await task_sandbox(task, cfg, allow_network=allow_network, label=label)
+        image = await task_image(task, cfg, label)
+    sandbox = make_sandbox(cfg, image=image, allow_network=allow_network, label=label)
     try:
         await sandbox.start()
         if cfg.backend == "local":

@@ -1,7 +1,7 @@
 """Container images of tasks: ``[environment] docker_image`` used as is when a task names one, else the
 task's ``environment/`` folder built with the sandbox layer's :func:`~echo_rl.sandbox.engine.build_image`
 (cached by content hash, so each distinct environment builds once, within the task's
-``build_timeout_sec``), and the :class:`~echo_rl.sandbox.container.ContainerSandbox` that runs it.
+``build_timeout_sec``): :func:`task_image`, the image a task's container sandbox starts from.
 
 As in Harbor, a task with ``docker_image`` is not built: its Dockerfile (if any) is documentation. The
 image must be on the engine; it is pulled only with ``sandbox.pull_images`` (the engine may have no
@@ -18,7 +18,6 @@ import docker.errors
 
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
-from echo_rl.sandbox.container import ContainerSandbox
 from echo_rl.sandbox.engine import build_image, engine_client, has_image
 from echo_rl.tasks.settings import DEFAULT_BUILD_TIMEOUT_S
 from echo_rl.tasks.task import Task
@@ -56,11 +55,8 @@ def prebuilt_image(task: Task, cfg: SandboxConfig) -> str:
                     "images unless sandbox.pull_images=true: build or tag it there)", where=where)
 
 
-async def task_sandbox(task: Task, cfg: SandboxConfig, *, allow_network: bool, label: str) -> ContainerSandbox:
-    """A (not yet started) container sandbox of ``cfg`` (the task's own limits applied, see
-    :func:`~echo_rl.tasks.settings.sandbox_config`) on ``task``'s image: its docker_image, else built."""
+async def task_image(task: Task, cfg: SandboxConfig, label: str) -> str:
+    """The image ``task``'s container sandbox starts from: its docker_image, else its environment built."""
     if task.docker_image:
-        image = await asyncio.to_thread(prebuilt_image, task, cfg)
-    else:
-        image = await asyncio.to_thread(build_task_image, task, cfg, label)
-    return ContainerSandbox(cfg, image=image, allow_network=allow_network, label=label)
+        return await asyncio.to_thread(prebuilt_image, task, cfg)
+    return await asyncio.to_thread(build_task_image, task, cfg, label)

@@ -1,4 +1,10 @@
-"""The sampler the trainer rolls out with, and keeping its weights equal to the trained model's.
+"""The one sampler factory, and keeping the sampler's weights equal to the trained model's.
+
+Every path that samples — training, SFT evaluation, ``echo-rl eval``, ``echo-rl rollout``, the demo —
+builds its sampler with :func:`make_policy` (a model already in memory) or :func:`load_policy` (loads
+``policy.model`` first), so every ``policy.*`` setting reaches every path: ``backend``, ``dtype`` (compute
+precision), ``prefix_cache_mb``, ``threads``, the endpoint settings, ``vllm.*``; the sampler's seed is
+``seed``.
 
 ``transformers`` samples from the trained module itself (nothing to sync), in the trainer's compute
 precision (``policy.dtype``, :mod:`echo_rl.train.precision`). ``vllm`` (EXPERIMENTAL, extra ``vllm``, GPU
@@ -18,6 +24,8 @@ from collections.abc import Iterator
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from echo_rl.models.load import load_policy_model, load_tokenizer, resolve_checkpoint
+
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.rollout.policy.base import Policy
@@ -27,26 +35,48 @@ from echo_rl.train.precision import compute_autocast
 _PEFT_PREFIX = "base_model.model."
 
 
-def make_policy(cfg: RunConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, model_path: str, *,
-                training: bool, seed: int) -> Policy:
-    """The rollout policy of ``cfg.policy.backend`` for ``model`` (loaded from ``model_path``); ``training``
-    refuses backends whose weights the trainer cannot update. ``seed`` seeds the sampler."""
-    backend = cfg.policy.backend
-    if backend == "transformers":
+def make_policy(cfg: RunConfig, model: PreTrainedModel | None, tokenizer: PreTrainedTokenizerBase, *,
+                model_path: str | None = None, training: bool = False) -> Policy:
+    """The sampler ``cfg.policy`` describes (module docstring). ``transformers`` samples from ``model``
+    (required; a LoRA model through its base, adapters in place), computing in ``policy.dtype`` when its
+    weights are float32; ``vllm`` loads an engine from ``model_path`` (default ``policy.model``); ``openai``
+    needs no model. ``training`` refuses backends whose weights the trainer cannot update."""
+    pc = cfg.policy
+    if pc.threads is not None:
+        torch.set_num_threads(pc.threads)
+    if pc.backend == "transformers":
         from echo_rl.rollout.policy.hf import TransformersPolicy
 
-        compute = functools.partial(compute_autocast, cfg.policy.dtype, next(model.parameters()).device)
+        if model is None:
+            raise ValueError("policy.backend=transformers samples from a model: pass it")
+        weights = next(model.parameters())
+        precision = pc.dtype if weights.dtype == torch.float32 else "float32"  # already loaded in it: as is
         sampled = model.get_base_model() if hasattr(model, "peft_config") else model  # LoRA: adapters in place
-        return TransformersPolicy(sampled, pad_token_id=tokenizer.pad_token_id, seed=seed, compute=compute)
-    if backend == "vllm":
-        from echo_rl.models.load import resolve_checkpoint
-
-        return VLLMPolicy(str(resolve_checkpoint(model_path)), cfg, seed=seed)
+        return TransformersPolicy(sampled, pad_token_id=tokenizer.pad_token_id, seed=cfg.seed,
+                                  prefix_cache_mb=pc.prefix_cache_mb,
+                                  compute=functools.partial(compute_autocast, precision, weights.device))
+    if pc.backend == "vllm":
+        return VLLMPolicy(str(resolve_checkpoint(model_path or pc.model)), cfg, seed=cfg.seed)
     if training:
-        raise UserError(f"policy.backend={backend} cannot be trained (use transformers or vllm)")
-    from echo_rl.rollout.policy import build_policy
+        raise UserError(f"policy.backend={pc.backend} cannot be trained (use transformers or vllm)")
+    from echo_rl.rollout.policy.openai import OpenAIPolicy
 
-    return build_policy(cfg)[0]
+    if not pc.endpoint:
+        raise UserError("policy.endpoint: required for policy.backend=openai")
+    return OpenAIPolicy(pc.endpoint, pc.served_model_name or pc.model, tokenizer, api=pc.http_api,
+                        api_key_env=pc.api_key_env, timeout_s=pc.request_timeout_s)
+
+
+def load_policy(cfg: RunConfig) -> tuple[Policy, PreTrainedTokenizerBase]:
+    """Load ``policy.model`` (a checkpoint, ``tiny``, ``smollm2-135m``) — in ``policy.dtype`` on
+    ``policy.device`` for the transformers backend, its tokenizer alone for the others — and make its
+    sampler (:func:`make_policy`); returns it with the tokenizer episodes use."""
+    spec = cfg.policy.model
+    if cfg.policy.backend != "transformers":
+        tokenizer = load_tokenizer(spec)
+        return make_policy(cfg, None, tokenizer, model_path=spec), tokenizer
+    loaded, tokenizer = load_policy_model(spec, dtype=cfg.policy.dtype, device=cfg.policy.device)
+    return make_policy(cfg, loaded, tokenizer), tokenizer
 
 
 def checkpoint_name(name: str) -> str | None:

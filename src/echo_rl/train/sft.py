@@ -87,7 +87,7 @@ class SFTTrainer(Loop):
         self.total_steps = math.ceil(cfg.train.sft_epochs * len(self.demos) / cfg.train.sft_batch_size)
         self.restore()
         if cfg.train.eval_every:
-            policy = make_policy(cfg, session.model, session.tokenizer, session.model_path, training=False, seed=cfg.seed)
+            policy = make_policy(cfg, session.model, session.tokenizer, model_path=session.model_path)
             self.evaluator = session.evaluator(policy)
 
     def micro_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:

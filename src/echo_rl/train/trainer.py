@@ -62,7 +62,8 @@ class Trainer(Loop):
         self.total_steps = cfg.train.steps
         self.balancer = LambdaBalancer(cfg.objective)
         self.monitor = CollapseMonitor(cfg.alarms)
-        self.policy = make_policy(cfg, session.model, session.tokenizer, session.model_path, training=True, seed=cfg.seed)
+        self.policy = make_policy(cfg, session.model, session.tokenizer, model_path=session.model_path,
+                                  training=True)
         self.reference = load_reference(cfg, session.initial_model, session.ctx.device)
         self.restore()
         self.evaluator = session.evaluator(self.policy) if cfg.train.eval_every else None

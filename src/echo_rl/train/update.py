@@ -36,6 +36,7 @@ from echo_rl.objective.batch import Batch, collate
 from echo_rl.config import RunConfig
 from echo_rl.objective import (
     LambdaBalancer,
+    combined_metrics,
     compute_advantages,
     echo_loss,
     frozen_logprobs,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 
 # How per-micro-batch metrics combine: summed, max'ed, or averaged weighted by a token count.
 _COUNTS = {"seqs", "action_tokens", "policy_tokens", "env_tokens", "warning_tokens", "target_tokens"}
-_SUMMED = {"loss", "action_nll", "policy_loss", "env_loss", "env_loss_scaled"} | _COUNTS
+_SUMMED = {"loss", "action_nll", "policy_loss", "env_loss"} | _COUNTS
 _ADV_COUNTS = ("groups", "groups_dropped", "groups_zero_advantage", "rollouts_excluded", "policy/zero_signal",
                "policy/overlong")
 _POLICY_METRICS = ("clip_frac_low", "clip_frac_high", "approx_kl", "logprob_mismatch_mean", "tis_weight_mean",
@@ -69,8 +70,7 @@ _WEIGHT = {"env_ce": "env_tokens", "warning_ce": "warning_tokens", "target_ce": 
 def reduce_metrics(parts: Sequence[dict[str, float]]) -> dict[str, float]:
     """Combine the metrics of every micro-batch of every rank into the update's: sums for losses and
     counts, max for ``*_max``, token-weighted means for the rest (env-token metrics by env tokens, the
-    policy term's by its action tokens, others by action tokens), ``env_to_policy_ratio`` recomputed from
-    the sums."""
+    policy term's by its action tokens, others by action tokens)."""
     if not parts:
         return {}
     out: dict[str, float] = {}
@@ -78,16 +78,12 @@ def reduce_metrics(parts: Sequence[dict[str, float]]) -> dict[str, float]:
         values = [p[key] for p in parts if key in p]
         if key in _SUMMED:
             out[key] = sum(values)
-        elif key == "lambda":
-            out[key] = values[0]  # the same weight on every micro-batch
         elif key.endswith("_max"):
             out[key] = max(values)
         else:
             weights = [p.get(_WEIGHT.get(key, "action_tokens"), 1.0) for p in parts if key in p]
             total = sum(weights)
             out[key] = sum(v * w for v, w in zip(values, weights)) / total if total else sum(values) / len(values)
-    if "env_loss_scaled" in out and "policy_loss" in out:
-        out["env_to_policy_ratio"] = abs(out["env_loss_scaled"]) / max(abs(out["policy_loss"]), 1e-8)
     return out
 
 
@@ -159,32 +155,41 @@ def optimizer_update(
     step: int,
     ctx: DistContext,
 ) -> dict[str, float]:
-    """One optimizer update on ``batch`` (module docstring, 4); its metrics, equal on every rank."""
+    """One optimizer update on ``batch`` (module docstring, 4); its metrics (:func:`update_metrics`),
+    equal on every rank."""
     micro = [mb.to(ctx.device) for mb in batch.micro_batches(cfg.train.micro_batch_size)] if len(batch) else []
     model.train()
-    extra: dict[str, float] = {}
+    probe: dict[str, float] = {}
     if balancer.probe_due(step):
         with compute_autocast(cfg.policy.dtype, ctx.device), paused_gradient_sync(model):
             grads = per_term_gradients(model, micro, cfg.objective)
         grads.all_reduce()
-        extra = balancer.apply(grads, step)
+        probe = balancer.apply(grads, step)
         parts = grads.metrics
     else:
-        w_env = balancer.weights(step)[1]
+        weights = balancer.weights(step)
         compute = autocast_dtype(model, cfg.policy.dtype)
 
         def loss_of(mb: Batch) -> tuple[torch.Tensor, dict[str, float]]:
             with compute_autocast(compute, ctx.device):
-                return echo_loss(model, mb, cfg.objective, step, env_weight=w_env)
+                return echo_loss(model, mb, cfg.objective, weights)
 
         parts = accumulate_gradients(model, micro, loss_of, ctx)
     lr = scheduler.get_last_lr()[0]
     grad_norm = clip_and_step(model, optimizer, scheduler, cfg.optim.grad_clip)
-    metrics = reduce_metrics(gather_lists(parts, ctx))
-    if "loss" not in metrics and "policy_loss" in metrics:  # a probe step: assemble the logged loss
-        w_policy, w_env = balancer.weights(step)
-        metrics |= {"lambda": w_env, "loss": w_policy * metrics["policy_loss"] + w_env * metrics["env_loss"]}
-    return {**metrics, **extra, "grad_norm": grad_norm, "lr": lr}
+    return update_metrics(gather_lists(parts, ctx), balancer.weights(step), probe) | {"grad_norm": grad_norm, "lr": lr}
+
+
+def update_metrics(parts: Sequence[dict[str, float]], weights: tuple[float, float],
+                   probe: dict[str, float]) -> dict[str, float]:
+    """The logged metrics of one update, plain or probe step alike: every micro-batch's terms combined
+    (:func:`reduce_metrics`), the loss as the balancer's ``weights`` combine the summed terms
+    (:func:`~echo_rl.objective.combined_metrics`), and the gradient probe's metrics (empty off probe
+    steps)."""
+    metrics = reduce_metrics(parts)
+    if "policy_loss" in metrics:
+        metrics |= combined_metrics(metrics, weights)
+    return metrics | probe
 
 
 def policy_update(
