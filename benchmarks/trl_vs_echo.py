@@ -74,9 +74,9 @@ def worker_echo_rl(a: argparse.Namespace, turns: int, out: Path) -> dict:
     records = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r.get("kind") == "train"]
     return {
-        "step_s": [r["step_s"] for r in steps],
-        "rollout_s": [r["rollout_s"] for r in steps],
-        "tokens": [r["action_tokens"] for r in steps],
+        "step_s": [r["time/step_s"] for r in steps],
+        "rollout_s": [r["time/rollout_s"] for r in steps],
+        "tokens": [r["rollout/action_tokens"] for r in steps],
     }
 
 

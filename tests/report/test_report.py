@@ -34,10 +34,12 @@ def _make_run(root, algorithm, lam, final_solved, infra=0, alarm_step=None):
     run = RunDir.create(root)
     run.write_config(RunConfig(name=algorithm, objective={"algorithm": algorithm, "env": {"lam": lam}}))
     for step in range(1, 4):
-        record = {"kind": "train", "step": step, "reward_mean": 0.1 * step, "loss": 1.0 / step, "policy_loss": 0.5 / step, "env_loss": 2.0 / step, "env_ce": 3 - step * 0.5,
-                  "tokens_mean": 40, "turns_mean": 2}
+        record = {"kind": "train", "step": step, "rollout/reward_mean": 0.1 * step, "update/loss": 1.0 / step,
+                  "update/policy_loss": 0.5 / step, "update/env_loss": 2.0 / step, "update/env_ce": 3 - step * 0.5,
+                  "rollout/tokens_mean": 40, "rollout/turns_mean": 2}
         if step == alarm_step:
-            record["alarms"] = [{"signal": "entropy_action", "step": step, "value": 0.1, "baseline": 1.0, "threshold": 0.5}]
+            record["alarms"] = [{"signal": "update/entropy_action", "step": step, "value": 0.1, "baseline": 1.0,
+                                 "threshold": 0.5}]
         run.log_metrics(record)
     for step, solved in ((0, 2), (3, final_solved)):
         scores = {"validation": {"sampled": summarize_episodes(_episodes(solved, infra if step else 0), [1, 2])}}
@@ -67,7 +69,7 @@ def test_report_compares_runs_side_by_side_with_intervals_and_exclusions(cli, tm
     assert "validation pass@1: 25.0 → 50.0 → 100.0" in md
     assert "| held-out env CE (nats/token, T=1) | 4.000 | 1.000 | 1.000 |" in md
     assert "| steps to best validation | — | 3 | 3 |" in md
-    assert "ALARM echo (ECHO λ=0.05): entropy_action fell to 0.1" in md
+    assert "ALARM echo (ECHO λ=0.05): update/entropy_action fell to 0.1" in md
     assert "pass@1 per family" in md
     html = (out / "report.html").read_text()
     assert "<table>" in html and '<img src="reward.png"' in html

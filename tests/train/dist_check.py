@@ -44,7 +44,7 @@ def fixed_batch_updates(sft_run: Path, rollouts: Path, ctx: DistContext, mode: s
     losses = []
     for step in (1, 2):
         pad = tokenizer.pad_token_id
-        losses.append(policy_update(trained.module, optimizer, scheduler, balancer, mine, cfg, step, pad, ctx)["loss"])
+        losses.append(policy_update(trained.module, optimizer, scheduler, balancer, mine, cfg, step, pad, ctx)["update/loss"])
         trained.refresh()
     params = trained.model_state() or trained.full.state_dict()
     return {"params": {k: v.clone() for k, v in params.items()}, "losses": losses,

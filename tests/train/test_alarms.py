@@ -29,24 +29,24 @@ def test_alarm_fires_on_a_synthetic_sharp_drop_only():
     monitor = CollapseMonitor(AlarmConfig(window=4, min_history=3, entropy_drop=0.5))
     fired = []
     for step, value in enumerate([2.0, 2.1, 1.9, 2.05, 1.8, 1.95, 0.4, 0.3]):
-        fired += monitor.update(step, {"entropy_action": value, "episode_length": 4.0})
-    assert [(a.signal, a.step) for a in fired] == [("entropy_action", 6), ("entropy_action", 7)]
+        fired += monitor.update(step, {"update/entropy_action": value, "rollout/episode_length": 4.0})
+    assert [(a.signal, a.step) for a in fired] == [("update/entropy_action", 6), ("update/entropy_action", 7)]
     assert fired[0].baseline == pytest.approx(1.925) and "entropy_action fell to 0.4" in fired[0].message()
 
 
 def test_disabled_threshold_and_short_history_never_fire():
     monitor = CollapseMonitor(AlarmConfig(min_history=3, env_ce_drop=None))
-    assert monitor.update(0, {"env_ce": 5.0, "entropy_action": 2.0}) == []
-    assert monitor.update(1, {"env_ce": 0.1, "entropy_action": 0.1}) == []  # history too short
+    assert monitor.update(0, {"update/env_ce": 5.0, "update/entropy_action": 2.0}) == []
+    assert monitor.update(1, {"update/env_ce": 0.1, "update/entropy_action": 0.1}) == []  # history too short
     for step in range(2, 6):
-        assert all(a.signal != "env_ce" for a in monitor.update(step, {"env_ce": 5.0 if step < 5 else 0.01}))
+        assert all(a.signal != "update/env_ce" for a in monitor.update(step, {"update/env_ce": 5.0 if step < 5 else 0.01}))
 
 
 def test_monitor_state_round_trips():
     cfg = AlarmConfig(window=3, min_history=3)
     first = CollapseMonitor(cfg)
     for step in range(3):
-        first.update(step, {"episode_length": 4.0})
+        first.update(step, {"rollout/episode_length": 4.0})
     second = CollapseMonitor(cfg)
     second.load_state(first.state())
-    assert [a.signal for a in second.update(3, {"episode_length": 1.0})] == ["episode_length"]
+    assert [a.signal for a in second.update(3, {"rollout/episode_length": 1.0})] == ["rollout/episode_length"]

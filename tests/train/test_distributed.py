@@ -47,7 +47,7 @@ def test_two_process_torchrun_equals_one_process(rl_run, sft_run, tmp_path):
 
     records = RunDir(run_out).read_metrics()
     train_records = [r for r in records if r["kind"] == "train"]
-    assert len(train_records) == 1 and train_records[0]["episodes"] == 8, "each rank's rollouts counted once"
+    assert len(train_records) == 1 and train_records[0]["rollout/episodes"] == 8, "each rank's rollouts counted once"
     assert [r["step"] for r in records if r["kind"] == "eval"] == [0, 1]
     assert latest_checkpoint(run_out / "checkpoints").name == "step-000001"
 

@@ -19,7 +19,8 @@ from echo_rl.tasks.corpus import export_tasks, resolve_tasks
 from echo_rl.tasks.task import SETUP_SCRIPT
 from echo_rl.train.trainer import train
 
-COMPARED = ("loss", "policy_loss", "env_loss", "env_ce", "grad_norm", "reward_mean", "pass_rate", "episodes_valid")
+COMPARED = ("update/loss", "update/policy_loss", "update/env_loss", "update/env_ce", "update/grad_norm",
+            "rollout/reward_mean", "rollout/pass_rate", "episodes_valid")
 
 
 def _run(sft_run, tasks_dir, out, tasks_per_step):
@@ -28,7 +29,7 @@ def _run(sft_run, tasks_dir, out, tasks_per_step):
                  "sandbox.infra_retries=1")
     records = RunDir(train(rl_config(sft_run, "echo", *overrides), out)).read_metrics()
     step = next(r for r in records if r["kind"] == "train")
-    step["episodes_valid"] = step["episodes"] - step["infra_excluded"]
+    step["episodes_valid"] = step["rollout/episodes"] - step["rollout/infra_excluded"]
     final = RunDir(out).eval_result(1).read_text()
     return step, final
 
@@ -41,10 +42,10 @@ def test_injected_engine_faults_are_excluded_and_scores_match_a_fault_free_run(s
     faulty_step, faulty_eval = _run(sft_run, export_tasks([good, broken], tmp_path / "faulty"), tmp_path / "a", 2)
     clean_step, clean_eval = _run(sft_run, export_tasks([good], tmp_path / "clean"), tmp_path / "b", 1)
 
-    assert faulty_step["infra_excluded"] == 4 and faulty_step["groups_dropped"] == 1
-    (reason, count), = faulty_step["infra_reasons"].items()
+    assert faulty_step["rollout/infra_excluded"] == 4 and faulty_step["advantage/groups_dropped"] == 1
+    (reason, count), = faulty_step["rollout/infra_reasons"].items()
     assert count == 4 and "setup.sh failed" in reason
-    assert clean_step["infra_excluded"] == 0 and clean_step["groups_dropped"] == 0
+    assert clean_step["rollout/infra_excluded"] == 0 and clean_step["advantage/groups_dropped"] == 0
     for key in COMPARED:
         assert faulty_step[key] == pytest.approx(clean_step[key], rel=1e-5, abs=1e-7), key
 
@@ -52,5 +53,5 @@ def test_injected_engine_faults_are_excluded_and_scores_match_a_fault_free_run(s
     assert faulty["pass"] == clean["pass"]
     assert faulty["infra"]["excluded"] == 1 and "setup.sh failed" in next(iter(faulty["infra"]["reasons"]))
     assert faulty["valid"] == clean["valid"] == 1
-    print(f"faulty run: {faulty_step['infra_excluded']} rollouts excluded ({reason}); "
+    print(f"faulty run: {faulty_step['rollout/infra_excluded']} rollouts excluded ({reason}); "
           f"pass@1 {faulty['pass']['1']['value']} == fault-free {clean['pass']['1']['value']}")

@@ -26,7 +26,7 @@ from echo_rl.distributed import DistContext
 
 HELPER = Path(__file__).with_name("dist_check.py")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-TIMING = {"rollout_s", "step_s", "tokens_per_s"}
+TIMING = {"time/rollout_s", "time/step_s", "time/tokens_per_s"}
 
 
 def test_fsdp2_update_equals_one_process_update(rl_run, sft_run, tmp_path):

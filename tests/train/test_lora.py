@@ -21,7 +21,7 @@ from echo_rl.train.trainer import train
 
 LORA = ("policy.lora.enabled=true", "policy.lora.rank=4", "policy.lora.target_modules=[q_proj,v_proj,down_proj]",
         "train.steps=2", "optim.lr=1e-3")
-TIMING = {"rollout_s", "step_s", "tokens_per_s"}
+TIMING = {"time/rollout_s", "time/step_s", "time/tokens_per_s"}
 
 
 def _train_records(run):

@@ -41,7 +41,7 @@ def test_one_step_of_the_paper_recipe_on_the_tiny_model_under_torchrun(tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [record] = [r for r in RunDir(out).read_metrics() if r["kind"] == "train"]
-    assert record["episodes"] == 4 and record["grad_norm"] > 0
+    assert record["rollout/episodes"] == 4 and record["update/grad_norm"] > 0
     saved = load_file(latest_checkpoint(out / "checkpoints") / "model.safetensors")
     start = load_file(latest_checkpoint(sft_run / "checkpoints") / "model.safetensors")
     assert all(value.dtype == torch.float32 for value in saved.values()), "the fp32 master weights are saved"

@@ -50,10 +50,10 @@ def test_bf16_compute_moves_every_parameter_at_lr_1e6_and_matches_fp32_loss(tmp_
     still = [name for name in before if torch.equal(before[name], after[name])]
     assert not still, f"parameters that did not move: {still[:5]}"
     _, _, fp32 = one_update(tmp_path, "float32")
-    print(f"loss fp32 {fp32['loss']:.6f}, bf16 compute {bf16['loss']:.6f}")
-    for key in ("loss", "policy_loss", "env_loss"):
+    print(f"loss fp32 {fp32['update/loss']:.6f}, bf16 compute {bf16['update/loss']:.6f}")
+    for key in ("update/loss", "update/policy_loss", "update/env_loss"):
         assert bf16[key] == pytest.approx(fp32[key], rel=2e-2, abs=1e-3), key
-    assert bf16["loss"] != fp32["loss"], "bf16 compute was not used"
+    assert bf16["update/loss"] != fp32["update/loss"], "bf16 compute was not used"
 
 
 def test_sampler_records_logprobs_in_the_trainers_compute_precision(tmp_path):

@@ -19,7 +19,7 @@ from echo_rl.sandbox.procs import with_argument
 from echo_rl.train.session import run_label
 from echo_rl.train.trainer import train
 
-TIMING = {"rollout_s", "step_s", "tokens_per_s"}
+TIMING = {"time/rollout_s", "time/step_s", "time/tokens_per_s"}
 
 
 def _wait_for(predicate, timeout_s=600.0):

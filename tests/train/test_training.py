@@ -27,7 +27,7 @@ def _env_ce(model_path, transcripts) -> float:
 def test_sft_learns_the_expert_actions(sft_run):
     records = [r for r in RunDir(sft_run).read_metrics() if r["kind"] == "sft"]
     assert [r["step"] for r in records] == list(range(1, 31))
-    assert records[-1]["loss"] < 0.25 * records[0]["loss"]
+    assert records[-1]["update/loss"] < 0.25 * records[0]["update/loss"]
     demos = load_trajectories(sft_run / "rollouts" / "expert-train.jsonl")
     assert len(demos) == 2 and all(t.outcome == "solved" for t in demos)
     assert latest_checkpoint(sft_run / "checkpoints").name == "step-000030"
@@ -39,20 +39,20 @@ def test_three_step_run(rl_run, sft_run, algorithm):
     records = [r for r in RunDir(run).read_metrics() if r["kind"] == "train"]
     assert [r["step"] for r in records] == [1, 2, 3]
     for record in records:
-        assert all(math.isfinite(record[key]) for key in ("loss", "policy_loss", "env_loss", "grad_norm"))
-        assert record["episodes"] == 8 and record["infra_excluded"] == 0
+        assert all(math.isfinite(record[f"update/{key}"]) for key in ("loss", "policy_loss", "env_loss", "grad_norm"))
+        assert record["rollout/episodes"] == 8 and record["rollout/infra_excluded"] == 0
     if algorithm == "env_only":  # verifier-free: no reward, no groups; the clean-call filter's share kept
-        assert all("groups" not in r and "reward_mean" not in r for r in records)
+        assert all("advantage/groups" not in r and "rollout/reward_mean" not in r for r in records)
         assert all(0 <= r["filter/rollouts_kept"] <= 1 for r in records)
     else:
-        assert any(r["groups_zero_advantage"] < r["groups"] for r in records), "no step had a GRPO signal"
+        assert any(r["advantage/groups_zero_advantage"] < r["advantage/groups"] for r in records), "no GRPO signal"
     start = load_file(latest_checkpoint(sft_run / "checkpoints") / "model.safetensors")
     end = load_file(latest_checkpoint(run / "checkpoints") / "model.safetensors")
     assert any(not torch.equal(start[k], end[k]) for k in start)
     assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [1, 2, 3]
 
     if algorithm == "grpo":
-        assert all(r["lambda"] == 0.0 and r["env_loss_scaled"] == 0.0 for r in records)
+        assert all(r["update/lambda"] == 0.0 and r["update/env_loss_scaled"] == 0.0 for r in records)
 
 
 def _relative_env_ce_drop(run, sft_run) -> float:

@@ -19,7 +19,7 @@ OPTIONS = ("policy.dtype=bfloat16", "objective.kl_coef=0.05", "train.mini_batche
            "objective.ratio_level=sequence", "objective.overlong_filter=truncated",
            "objective.dynamic_sampling.enabled=true", "objective.dynamic_sampling.max_refill_draws=1",
            "train.steps=2", "name=options")
-TIMING = {"rollout_s", "step_s", "tokens_per_s"}
+TIMING = {"time/rollout_s", "time/step_s", "time/tokens_per_s"}
 
 
 def _records(run):
@@ -37,12 +37,12 @@ def test_a_run_with_every_update_option_trains_and_resumes_exactly(sft_run, tmp_
     records = _records(run)
     assert [r["step"] for r in records] == [1, 2]
     for r in records:
-        assert r["optimizer_updates"] == 4
-        assert all(math.isfinite(r[key]) for key in ("loss", "policy_loss", "env_loss", "grad_norm", "kl_ref"))
-        assert r["refill_draws"] <= 1 and r["episodes"] == 8 + 4 * r["refill_groups"]
-        print({k: r[k] for k in ("loss", "kl_ref", "clip_frac_low", "clip_frac_high", "policy/zero_signal",
-                                 "policy/overlong", "refill_draws", "refill_groups")})
-    assert records[0]["kl_ref"] > 1e-3, "the policy did not move away from the reference over 4 updates"
+        assert r["update/optimizer_updates"] == 4
+        assert all(math.isfinite(r[f"update/{key}"]) for key in ("loss", "policy_loss", "env_loss", "grad_norm", "kl_ref"))
+        assert r["rollout/refill_draws"] <= 1 and r["rollout/episodes"] == 8 + 4 * r["rollout/refill_groups"]
+        print({k: r[k] for k in ("update/loss", "update/kl_ref", "update/clip_frac_low", "update/clip_frac_high",
+                                 "policy/zero_signal", "policy/overlong", "rollout/refill_draws", "rollout/refill_groups")})
+    assert records[0]["update/kl_ref"] > 1e-3, "the policy did not move away from the reference over 4 updates"
     start = load_file(latest_checkpoint(sft_run / "checkpoints") / "model.safetensors")
     end = load_file(latest_checkpoint(run / "checkpoints") / "model.safetensors")
     assert all(end[k].dtype == torch.float32 for k in end)

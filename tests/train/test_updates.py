@@ -65,9 +65,9 @@ def test_scheduler_counts_optimizer_updates():
     optimizer, scheduler = build_optimizer(model, cfg.optim)
     record = policy_update(model, optimizer, scheduler, LambdaBalancer(cfg.objective), standard_trajectories(), cfg, 1,
                            0, DistContext())
-    assert record["optimizer_updates"] == 4 and scheduler.last_epoch == 4
-    assert record["lr"] == pytest.approx(1e-4 * (1 + 2 + 3 + 4) / 5 / 4)  # the mean over the 4 updates
-    assert record["seqs"] == 6  # counted once, not once per epoch
+    assert record["update/optimizer_updates"] == 4 and scheduler.last_epoch == 4
+    assert record["update/lr"] == pytest.approx(1e-4 * (1 + 2 + 3 + 4) / 5 / 4)  # the mean over the 4 updates
+    assert record["update/seqs"] == 6  # counted once, not once per epoch
 
 
 def test_clipping_changes_the_gradient_of_the_second_update():
@@ -102,7 +102,7 @@ def test_clipping_changes_the_gradient_of_the_second_update():
     for got, w in zip(seen[1][1], want):
         torch.testing.assert_close(got, w, rtol=1e-3, atol=1e-6)
     assert max(float((u - w).abs().max()) for u, w in zip(unclipped, want)) > 1e-4
-    assert record["clip_frac_high"] + record["clip_frac_low"] > 0
+    assert record["update/clip_frac_high"] + record["update/clip_frac_low"] > 0
 
 
 def test_kl_term_is_k3_to_the_frozen_reference():
@@ -123,9 +123,9 @@ def test_kl_term_is_k3_to_the_frozen_reference():
         policy_update(model, optimizer, scheduler, LambdaBalancer(cfg.objective), trajs, cfg, 1, 0, DistContext())
     record = policy_update(model, optimizer, scheduler, LambdaBalancer(cfg.objective), trajs, cfg, 1, 0, DistContext(),
                            reference=Reference(ref_model, "float32"))
-    assert record["policy_loss"] == pytest.approx(0.5 * float(aggregate(k3, mask, "seq_mean", 6, 0, 1)), rel=1e-4)
-    assert record["kl_ref"] == pytest.approx(float((k3 * mask).sum() / mask.sum()), rel=1e-4)
-    assert record["kl_ref"] > 0.01
+    assert record["update/policy_loss"] == pytest.approx(0.5 * float(aggregate(k3, mask, "seq_mean", 6, 0, 1)), rel=1e-4)
+    assert record["update/kl_ref"] == pytest.approx(float((k3 * mask).sum() / mask.sum()), rel=1e-4)
+    assert record["update/kl_ref"] > 0.01
 
 
 def test_reference_is_loaded_only_for_a_kl_term_frozen_in_the_compute_dtype():

@@ -52,10 +52,10 @@ def test_tasks_without_tests_train_verifier_free_and_evaluate_on_tasks_with_test
     assert [r["step"] for r in steps] == [1, 2, 3]
     for record in steps:  # no reward: absent, never 0; no groups either
         assert not {"reward_mean", "pass_rate", "groups", "groups_dropped"} & set(record), record
-        assert record["episodes"] == 8 and record["infra_excluded"] == 0
-        assert 0 <= record["filter/rollouts_kept"] <= 1 and math.isfinite(record["env_loss"])
-        assert record["lambda"] == 1.0
-    assert any(r["filter/rollouts_kept"] > 0 and r["target_tokens"] > 0 for r in steps), "the filter kept nothing"
+        assert record["rollout/episodes"] == 8 and record["rollout/infra_excluded"] == 0
+        assert 0 <= record["filter/rollouts_kept"] <= 1 and math.isfinite(record["update/env_loss"])
+        assert record["update/lambda"] == 1.0
+    assert any(r["filter/rollouts_kept"] > 0 and r["update/target_tokens"] > 0 for r in steps), "the filter kept nothing"
     print("rollouts kept per step:", [r["filter/rollouts_kept"] for r in steps])
     assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [1, 2, 3]
     start = load_file(latest_checkpoint(sft_run / "checkpoints") / "model.safetensors")

@@ -44,28 +44,28 @@ def _env_ce(result: dict[str, Any]) -> float | None:
 
 # name -> (title, y label, [(legend suffix, series getter)])
 PLOTS: dict[str, tuple[str, str, list[tuple[str, Callable[[RunData], Series]]]]] = {
-    "reward": ("Mean reward of training rollouts", "reward", [("", lambda r: train_series(r, "reward_mean"))]),
+    "reward": ("Mean reward of training rollouts", "reward", [("", lambda r: train_series(r, "rollout/reward_mean"))]),
     "pass_at_1": (
         "pass@1",
         "pass@1",
         [
             ("validation", lambda r: eval_series(r, _pass1("validation"))),
             ("held-out families", lambda r: eval_series(r, _pass1("heldout"))),
-            ("train rollouts", lambda r: train_series(r, "pass_rate")),
+            ("train rollouts", lambda r: train_series(r, "rollout/pass_rate")),
         ],
     ),
     "env_ce": (
         "Env-token cross-entropy",
         "nats / token",
-        [("held-out (T=1)", lambda r: eval_series(r, _env_ce)), ("train rollouts", lambda r: train_series(r, "env_ce"))],
+        [("held-out (T=1)", lambda r: eval_series(r, _env_ce)), ("train rollouts", lambda r: train_series(r, "update/env_ce"))],
     ),
     "loss": (
         "Loss terms",
         "loss",
-        [(key, lambda r, key=key: train_series(r, key)) for key in ("loss", "policy_loss", "env_loss")],
+        [(key, lambda r, key=key: train_series(r, f"update/{key}")) for key in ("loss", "policy_loss", "env_loss")],
     ),
-    "tokens": ("Tokens per episode", "tokens", [("", lambda r: train_series(r, "tokens_mean"))]),
-    "turns": ("Turns per episode", "turns", [("", lambda r: train_series(r, "turns_mean"))]),
+    "tokens": ("Tokens per episode", "tokens", [("", lambda r: train_series(r, "rollout/tokens_mean"))]),
+    "turns": ("Turns per episode", "turns", [("", lambda r: train_series(r, "rollout/turns_mean"))]),
 }
 
 

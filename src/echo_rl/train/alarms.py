@@ -1,9 +1,9 @@
 """Collapse alarms (failure-modes issue, item 6).
 
-Four signals are tracked per RL step (names as in the step's metrics): ``entropy_action`` (mean entropy
-of the policy over action tokens, from the objective's forward pass), ``distinct_commands`` (share of
-distinct commands within a group), ``env_ce`` (on the step's transcripts) and ``episode_length`` (mean
-turns). A signal alarms when its value falls below
+Four signals are tracked per RL step (names as in the step's metrics, :mod:`echo_rl.train.metrics`):
+``update/entropy_action`` (mean entropy of the policy over action tokens, from the objective's forward
+pass), ``rollout/distinct_commands`` (share of distinct commands within a group), ``update/env_ce`` (on
+the step's transcripts) and ``rollout/episode_length`` (mean turns). A signal alarms when its value falls below
 ``threshold × baseline``, the baseline being the median of its previous ``window`` values (at least
 ``min_history`` of them). Alarms go to metrics (``alarm/<signal>``), the progress display and the report.
 """
@@ -16,10 +16,10 @@ from statistics import median
 from echo_rl.config import AlarmConfig
 
 SIGNALS = {
-    "entropy_action": "entropy_drop",
-    "distinct_commands": "distinct_commands_drop",
-    "env_ce": "env_ce_drop",
-    "episode_length": "episode_length_drop",
+    "update/entropy_action": "entropy_drop",
+    "rollout/distinct_commands": "distinct_commands_drop",
+    "update/env_ce": "env_ce_drop",
+    "rollout/episode_length": "episode_length_drop",
 }
 
 

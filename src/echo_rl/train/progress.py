@@ -52,18 +52,19 @@ class ProgressDisplay:
     def step(self, step: int, record: dict[str, Any], alarms: Sequence[Alarm] = ()) -> None:
         """Advance to ``step`` and print its line: reward and pass rate (or "no verifier"), the share of
         rollouts kept (under a rollout filter), env CE, loss, tokens/s."""
-        if record.get("kind") == "train" and "reward_mean" not in record:
+        if record.get("kind") == "train" and "rollout/reward_mean" not in record:
             stats = "no verifier  "
         else:
-            stats = f"reward {_fmt(record.get('reward_mean'))}  pass {_fmt(record.get('pass_rate'), '.1%')}  "
+            reward, passed = record.get("rollout/reward_mean"), record.get("rollout/pass_rate")
+            stats = f"reward {_fmt(reward)}  pass {_fmt(passed, '.1%')}  "
         if "filter/rollouts_kept" in record:
             stats += f"kept {_fmt(record['filter/rollouts_kept'], '.0%')}  "
-        stats += f"env CE {_fmt(record.get('env_ce'))}  {_fmt(record.get('tokens_per_s'), '.0f')} tok/s"
+        stats += f"env CE {_fmt(record.get('update/env_ce'))}  {_fmt(record.get('time/tokens_per_s'), '.0f')} tok/s"
         self.progress.update(self.task, completed=step, stats=stats)
         if self.enabled:
-            line = f"step {step}: loss {_fmt(record.get('loss'))}  {stats}"
-            if record.get("infra_excluded"):
-                line += f"  [yellow]infra-excluded {record['infra_excluded']}[/yellow]"
+            line = f"step {step}: loss {_fmt(record.get('update/loss'))}  {stats}"
+            if record.get("rollout/infra_excluded"):
+                line += f"  [yellow]infra-excluded {record['rollout/infra_excluded']}[/yellow]"
             self.console.print(line)
             for alarm in alarms:
                 self.console.print(f"[bold red]ALARM[/bold red] {alarm.message()}")

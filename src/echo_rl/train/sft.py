@@ -42,6 +42,7 @@ from echo_rl.distributed import (
     shard,
 )
 from echo_rl.train.loop import Loop, run_loop
+from echo_rl.train.metrics import prefixed
 from echo_rl.train.optim import clip_and_step
 from echo_rl.train.parallel import accumulate_gradients, autocast_dtype
 from echo_rl.train.policy_sync import make_policy
@@ -120,8 +121,8 @@ class SFTTrainer(Loop):
         self.trained.refresh()
         metrics = reduce_metrics(gather_lists(parts, s.ctx))
         elapsed = time.monotonic() - start
-        record = {"kind": "sft", "step": step, **metrics, "grad_norm": grad_norm, "lr": lr, "step_s": elapsed,
-                  "tokens_per_s": batch.n_action_tokens / max(elapsed, 1e-9)}
+        record = {"kind": "sft", "step": step, **prefixed("update", metrics | {"grad_norm": grad_norm, "lr": lr}),
+                  **prefixed("time", {"step_s": elapsed, "tokens_per_s": batch.n_action_tokens / max(elapsed, 1e-9)})}
         s.log(record)
         return record, []
 

@@ -32,6 +32,7 @@ from echo_rl.seeding import derive_seed
 from echo_rl.train.alarms import SIGNALS, Alarm, CollapseMonitor
 from echo_rl.distributed import gather_lists, shard
 from echo_rl.train.loop import Loop, run_loop
+from echo_rl.train.metrics import merged, prefixed
 from echo_rl.train.policy_sync import make_policy, release_for_update, sync_weights
 from echo_rl.train.reference import load_reference
 from echo_rl.train.session import Session
@@ -93,7 +94,7 @@ class Trainer(Loop):
         local = self.draw(step, 0)
         if not cfg.objective.dynamic_sampling.max_refill_draws:
             return local, {}
-        refill = {"refill_draws": 0.0, "refill_groups": 0.0}
+        refill = {"refill_draws": 0.0, "refill_groups": 0.0}  # logged as rollout/…
         informative = gather_lists(informative_groups(local, cfg.train.rollouts_per_task), ctx)
         missing = cfg.train.tasks_per_step - sum(informative)
         for r in range(1, cfg.objective.dynamic_sampling.max_refill_draws + 1):
@@ -128,8 +129,10 @@ class Trainer(Loop):
         self.trained.refresh()
         sync_weights(self.policy, s.model)
         stats = step_metrics(merge_stats(gather_lists([rollout_stats(local, cfg.train.rollouts_per_task)], s.ctx)))
-        record = {"kind": "train", "step": step, **update, **stats, **refill, "rollout_s": rollout_s,
-                  "step_s": time.monotonic() - start, "tokens_per_s": stats["action_tokens"] / max(rollout_s, 1e-9)}
+        times = {"rollout_s": rollout_s, "step_s": time.monotonic() - start,
+                 "tokens_per_s": stats["action_tokens"] / max(rollout_s, 1e-9)}
+        record = merged({"kind": "train", "step": step}, update, prefixed("rollout", stats | refill),
+                        prefixed("time", times))
         alarms = self.monitor.update(step, {name: record.get(name) for name in SIGNALS})
         record["alarms"] = [alarm.to_dict() for alarm in alarms]
         record |= {f"alarm/{alarm.signal}": 1 for alarm in alarms}

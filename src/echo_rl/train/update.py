@@ -49,6 +49,7 @@ from echo_rl.distributed import (
     all_reduce_sum,
     gather_lists,
 )
+from echo_rl.train.metrics import merged, prefixed
 from echo_rl.train.optim import clip_and_step
 from echo_rl.train.parallel import accumulate_gradients, autocast_dtype, paused_gradient_sync
 from echo_rl.train.precision import compute_autocast
@@ -59,8 +60,8 @@ if TYPE_CHECKING:
 # How per-micro-batch metrics combine: summed, max'ed, or averaged weighted by a token count.
 _COUNTS = {"seqs", "action_tokens", "policy_tokens", "env_tokens", "warning_tokens", "target_tokens"}
 _SUMMED = {"loss", "action_nll", "policy_loss", "env_loss"} | _COUNTS
-_ADV_COUNTS = ("groups", "groups_dropped", "groups_zero_advantage", "rollouts_excluded", "policy/zero_signal",
-               "policy/overlong")
+_ADV_COUNTS = ("groups", "groups_dropped", "groups_zero_advantage", "rollouts_excluded")  # advantage/…
+_SELECTION_COUNTS = ("policy/zero_signal", "policy/overlong")
 _POLICY_METRICS = ("clip_frac_low", "clip_frac_high", "approx_kl", "logprob_mismatch_mean", "tis_weight_mean",
                    "tis_truncated_frac", "kl_ref")
 _WEIGHT = {"env_ce": "env_tokens", "warning_ce": "warning_tokens", "target_ce": "target_tokens",
@@ -205,9 +206,10 @@ def policy_update(
     reference: Reference | None = None,
 ) -> dict[str, Any]:
     """Run steps 1–4 of the module docstring on this rank's rollouts (``reference``: π_ref of the KL term,
-    required when ``objective.kl_coef`` > 0); return the step's metrics (equal on every rank): the updates'
-    (:func:`combine_updates`), the counts of :func:`compute_advantages` and :func:`policy_rows` summed over
-    ranks, the env-target filter shares, ``grad_norm`` (before clipping) and ``lr``."""
+    required when ``objective.kl_coef`` > 0); return the step's metrics (equal on every rank,
+    :mod:`echo_rl.train.metrics` names): the updates' (:func:`combine_updates`; ``update/grad_norm`` is
+    before clipping) as ``update/…``, the counts of :func:`compute_advantages` (``advantage/…``) and
+    :func:`policy_rows` (``policy/…``) summed over ranks, the env-target filter shares (``filter/…``)."""
     if cfg.objective.kl_coef > 0 and reference is None:
         raise ValueError("objective.kl_coef > 0 needs the reference model (echo_rl.train.reference)")
     batch, selection = build_batch(trajectories, cfg, pad_id)
@@ -216,5 +218,8 @@ def policy_update(
     updates = [optimizer_update(model, optimizer, scheduler, balancer, part, cfg, step, ctx)
                for _ in range(cfg.train.update_epochs) for part in parts]
     model.eval()
-    counts = dict(zip(_ADV_COUNTS, all_reduce_sum([selection[k] for k in _ADV_COUNTS], ctx))) if selection else {}
-    return {**combine_updates(updates, len(parts)), **counts, **batch.stats}
+    names = _ADV_COUNTS + _SELECTION_COUNTS
+    counts = dict(zip(names, all_reduce_sum([selection[k] for k in names], ctx))) if selection else {}
+    advantage = prefixed("advantage", {k: v for k, v in counts.items() if k in _ADV_COUNTS})
+    chosen = {k: v for k, v in counts.items() if k in _SELECTION_COUNTS}
+    return merged(prefixed("update", combine_updates(updates, len(parts))), advantage, chosen, batch.stats)
