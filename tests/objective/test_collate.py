@@ -87,3 +87,17 @@ def test_explicit_group_ids_and_advantages_are_kept():
     trajs = standard_trajectories()[:2]
     batch = collate(trajs, [0.5, -0.5], ObjectiveConfig(), PAD, group_ids=[7, 9])
     assert batch.group_ids.tolist() == [7, 9] and batch.advantages.tolist() == [0.5, -0.5]
+
+
+def test_the_temperature_comes_from_the_trajectories_and_a_mix_is_refused():
+    trajs = standard_trajectories()
+    for traj in trajs:
+        traj.temperature = 0.7
+    trajs[0].temperature = None  # an expert transcript among the rollouts: no sampling temperature of its own
+    assert collate(trajs, [0.0] * 6, ObjectiveConfig(), PAD).temperature == 0.7
+    assert collate(trajs, [0.0] * 6, ObjectiveConfig(), PAD, temperature=1.0).temperature == 1.0  # fixed-τ scoring
+    assert collate(trajs[:1], [0.0], ObjectiveConfig(), PAD).temperature == 1.0  # none sampled: τ = 1
+    trajs[1].temperature = 0.6
+    with pytest.raises(ValueError, match=r"^rollouts sampled at different temperatures \(0.6, 0.7\)") as err:
+        collate(trajs, [0.0] * 6, ObjectiveConfig(), PAD)
+    assert "\n" not in str(err.value)

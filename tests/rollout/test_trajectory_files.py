@@ -1,5 +1,7 @@
 """Trajectories save to jsonl/parquet and reload exactly; the viewer prints every token by role."""
 
+import json
+
 import pytest
 from rich.console import Console
 from rollout_helpers import ScriptedPolicy, config
@@ -41,9 +43,25 @@ def test_save_and_reload_exactly(tmp_path, trajectories, suffix):
     assert load_trajectories(path) == [*trajectories, handmade]
 
 
+def test_episodes_record_their_sampling_and_older_files_load_it_from_meta(tmp_path, trajectories):
+    (trajectory,) = trajectories
+    assert trajectory.temperature == config().sampling.temperature and trajectory.exact_logprobs
+    assert "temperature" not in trajectory.meta and "sampler_logprobs" not in trajectory.meta
+    old = trajectory.to_dict()  # as files were written before the two fields existed
+    del old["temperature"], old["exact_logprobs"]
+    old["meta"] = {**old["meta"], "temperature": 0.6, "sampler_logprobs": False}
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(old) + "\n")
+    (loaded,) = load_trajectories(path)
+    assert (loaded.temperature, loaded.exact_logprobs) == (0.6, False)
+    assert loaded.meta == trajectory.meta and loaded.token_ids == trajectory.token_ids
+    expert = Trajectory("e", [1], [0], [0.0])
+    assert (expert.temperature, expert.exact_logprobs) == (None, False)  # no policy sampled it
+
+
 def test_extra_keys_are_ignored_and_bad_files_are_user_errors(tmp_path, trajectories):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"text": "decoded", ' + __import__("json").dumps(trajectories[0].to_dict())[1:] + "\n")
+    path.write_text('{"text": "decoded", ' + json.dumps(trajectories[0].to_dict())[1:] + "\n")
     assert load_trajectories(path) == trajectories[:1]
     with pytest.raises(UserError, match="no such trajectory file"):
         load_trajectories(tmp_path / "missing.jsonl")

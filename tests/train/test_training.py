@@ -41,6 +41,8 @@ def test_three_step_run(rl_run, sft_run, algorithm):
     for record in records:
         assert all(math.isfinite(record[f"update/{key}"]) for key in ("loss", "policy_loss", "env_loss", "grad_norm"))
         assert record["rollout/episodes"] == 8 and record["rollout/infra_excluded"] == 0
+        # the tokens trained on and the tokens sampled: two names, both kept (all rollouts valid: equal)
+        assert record["update/action_tokens"] == record["rollout/action_tokens"] > 0
     if algorithm == "env_only":  # verifier-free: no reward, no groups; the clean-call filter's share kept
         assert all("advantage/groups" not in r and "rollout/reward_mean" not in r for r in records)
         assert all(0 <= r["filter/rollouts_kept"] <= 1 for r in records)

@@ -116,8 +116,9 @@ def test_step_metrics_leave_reward_and_pass_rate_out_without_a_verifier():
 
 def test_progress_line_says_no_verifier_and_the_share_kept(capsys):
     with ProgressDisplay("run", 2) as progress:
-        progress.step(1, {"kind": "train", "loss": 1.0, "env_ce": 2.0, "filter/rollouts_kept": 0.75})
-        progress.step(2, {"kind": "train", "loss": 1.0, "reward_mean": 0.5, "pass_rate": 0.25, "env_ce": 2.0})
+        progress.step(1, {"kind": "train", "update/loss": 1.0, "update/env_ce": 2.0, "filter/rollouts_kept": 0.75})
+        progress.step(2, {"kind": "train", "update/loss": 1.0, "rollout/reward_mean": 0.5, "rollout/pass_rate": 0.25,
+                          "update/env_ce": 2.0})
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ")]
     assert "no verifier" in lines[0] and "kept 75%" in lines[0] and "reward" not in lines[0]
     assert "reward 0.500" in lines[1] and "pass 25.0%" in lines[1] and "kept" not in lines[1]
