@@ -210,6 +210,20 @@ def test_vllm_backend_is_import_guarded():
         pytest.skip("vLLM is installed")
 
 
+def test_which_backends_record_exact_logprobs_for_a_sampling(model, chat):
+    """vLLM's processed log-probs are the trainer's distribution unless the sampling truncates; a server's
+    are none; the transformers backend's always are."""
+    from echo_rl.rollout.policy.vllm import VLLMPolicy
+
+    engine = object.__new__(VLLMPolicy)  # the rule alone: the engine itself needs a GPU
+    assert engine.exact_logprobs(SamplingParams(temperature=0.8))
+    assert not engine.exact_logprobs(SamplingParams(top_p=0.9)) and not engine.exact_logprobs(SamplingParams(top_k=5))
+    server = OpenAIPolicy("http://127.0.0.1:9/v1", "m", chat.tokenizer)
+    assert not server.exact_logprobs(SamplingParams())
+    server.close()
+    assert policy(model, chat).exact_logprobs(SamplingParams(top_p=0.5))
+
+
 def test_next_turn_reuses_the_kv_cache_with_the_same_results(model, chat):
     cached, uncached = (
         policy(model, chat),

@@ -9,7 +9,8 @@
     sft.py          expert-demonstration SFT
     checkpoint.py   atomic checkpoints;  sampler.py  resumable task sampler;  seeding.py  derived seeds
     alarms.py       collapse alarms;  sinks.py  metrics.jsonl / TensorBoard / W&B;  progress.py  display
-    distributed.py  torchrun process group and collectives;  policy_sync.py  rollout backend and weight sync
+    metrics.py      metric names prefixed by their source (update/, rollout/, time/, …), merged without overwrites
+    distributed.py  torchrun process group and collectives;  policy_sync.py  the one sampler factory, weight sync
     parallel.py     DDP / FSDP2 / activation checkpointing, one gradient sync per step;  memory.py  peak memory
     data.py         the run's tasks per split;  optim.py  AdamW with warm-up
 """

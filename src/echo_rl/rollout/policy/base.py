@@ -87,7 +87,7 @@ class Policy(abc.ABC):
     #: True when :meth:`serve` is implemented (continuous batching).
     continuous: bool = False
 
-    def exact_logprobs(self, sampling: SamplingParams) -> bool:  # noqa: ARG002 - backends that depend on it
+    def exact_logprobs(self, sampling: SamplingParams) -> bool:
         """True when :attr:`Generation.logprobs` sampled with ``sampling`` are exactly the distribution of the
         module docstring (False: none, or another distribution such as vLLM's truncated one)."""
         return True

@@ -30,7 +30,7 @@ class EndpointError(EchoRLError):
 
 
 class OpenAIPolicy(Policy):
-    def exact_logprobs(self, sampling: SamplingParams) -> bool:  # noqa: ARG002 - servers give none
+    def exact_logprobs(self, sampling: SamplingParams) -> bool:  # servers send no log-probs
         return False
 
     def __init__(
