@@ -60,6 +60,7 @@ def _tree_tar(dest: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.container
+@pytest.mark.timeout(1800)  # an install from the registries, then six training/eval commands
 def test_install_script_works_on_a_fresh_debian_without_pip(container_engine, tmp_path):
     if subprocess.run(["podman", "image", "exists", IMAGE]).returncode != 0:
         pytest.fail(f"no {IMAGE} image (scripts/setup-podman.sh makes it)")

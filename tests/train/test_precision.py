@@ -56,28 +56,35 @@ def test_bf16_compute_moves_every_parameter_at_lr_1e6_and_matches_fp32_loss(tmp_
     assert bf16["update/loss"] != fp32["update/loss"], "bf16 compute was not used"
 
 
+PROMPTS = ["ls -la\ncat notes.txt\n", "wc -l data.csv\n", "grep ERROR app.log | head\n", "echo done\n"]
+
+
 def test_sampler_records_logprobs_in_the_trainers_compute_precision(tmp_path):
     """The transformers sampler shares the float32 module and samples under the same bf16 autocast as the
     trainer's forward: its log-probs are not float32 ones (they would match the fp32 trainer to ~1e-7) and
-    match the trainer's bf16 ones better than the fp32 ones (measured: mean |Δ| 9.3e-4 against 2.2e-3; the
-    rest is the KV-cached decode's different bf16 rounding)."""
+    match the trainer's bf16 ones better than the fp32 ones (measured over 4 seeded prompts × 32 tokens: mean |Δ|
+    1.38e-3 against 2.29e-3; the rest is the KV-cached decode's different bf16 rounding). Seeded: one sample of
+    24 unseeded tokens gave ratios from 0.4 to 0.7."""
     cfg = make_config("policy.dtype=bfloat16", "train.rollouts_per_task=3", "sampling.temperature=1.0")
     session = open_session(cfg, tmp_path / "run", resume=False, splits=("train",))
     try:
         policy = make_policy(cfg, session.model, session.tokenizer, model_path=session.model_path, training=True)
-        prompt = session.tokenizer.encode("ls -la\ncat notes.txt\n")
-        generation = policy.generate([prompt], 24, SamplingParams(temperature=1.0))[0]
-        ids = torch.tensor([prompt + generation.token_ids])
-        mask = torch.ones_like(ids)
+        prompts = [session.tokenizer.encode(text) for text in PROMPTS]
+        generations = policy.generate(prompts, 32, SamplingParams(temperature=1.0), seeds=list(range(len(prompts))))
 
         def trainer(dtype: str) -> torch.Tensor:
-            with compute_autocast(dtype, "cpu"), torch.no_grad():
-                return token_logprobs(session.model, ids, mask).logprobs[0, len(prompt):]
+            """The trainer's log-probs of every sampled token, under ``dtype`` compute."""
+            values = []
+            for prompt, generation in zip(prompts, generations):
+                ids = torch.tensor([prompt + generation.token_ids])
+                with compute_autocast(dtype, "cpu"), torch.no_grad():
+                    values.append(token_logprobs(session.model, ids, torch.ones_like(ids)).logprobs[0, len(prompt):])
+            return torch.cat(values)
 
-        sampled = torch.tensor(generation.logprobs)
+        sampled = torch.tensor([lp for generation in generations for lp in generation.logprobs])
         same, fp32 = (float((trainer(d) - sampled).abs().mean()) for d in ("bfloat16", "float32"))
-        print(f"|sampler - trainer| mean: bf16 trainer {same:.2e}, fp32 trainer {fp32:.2e}")
-        assert fp32 > 1e-4 and same < 0.6 * fp32
+        print(f"|sampler - trainer| mean over {len(sampled)} tokens: bf16 trainer {same:.2e}, fp32 trainer {fp32:.2e}")
+        assert fp32 > 1e-4 and same < 0.8 * fp32
     finally:
         session.close()
 
