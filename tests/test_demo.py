@@ -14,7 +14,6 @@ import yaml
 from echo_rl.config import RunConfig
 from echo_rl.demo.config import DemoConfig, load_demo_config, method_run, method_seeds
 from echo_rl.demo.defaults import DEFAULT_YAML
-from echo_rl.demo.report import paired_difference, pooled_score
 from echo_rl.demo.sft import is_eligible, rank
 from echo_rl.errors import UserError
 
@@ -113,24 +112,6 @@ def test_selection_prefers_in_band_checkpoints_with_every_family_learned():
     assert max(fallback, key=lambda p: rank(p, select))["step"] == 50  # closer to the band
 
 
-# -- report statistics ------------------------------------------------------------------------------------------
-
-def _episodes(outcomes: dict[str, list[bool]]) -> list[dict]:
-    return [{"task": task, "outcome": "solved" if ok else "failed"} for task, oks in outcomes.items() for ok in oks]
-
-
-def test_pooled_score_and_paired_difference():
-    a = _episodes({f"t{i}": [True, True] for i in range(20)} | {f"u{i}": [False, False] for i in range(20)})
-    b = _episodes({f"t{i}": [False, False] for i in range(20)} | {f"u{i}": [False, False] for i in range(20)})
-    score = pooled_score(a)
-    assert score["value"] == pytest.approx(0.5) and score["low"] < 0.5 < score["high"]
-    diff = paired_difference(a, b)
-    assert diff["value"] == pytest.approx(0.5) and 0 < diff["low"] <= 0.5 <= diff["high"]
-    same = paired_difference(a, a)
-    assert same["value"] == 0 and same["low"] == 0 and same["high"] == 0
-    assert pooled_score([]) is None and paired_difference(a, []) is None
-
-
 # -- the whole pipeline ------------------------------------------------------------------------------------------
 
 def _sane_score(cell: dict | None) -> None:
@@ -155,23 +136,27 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert all((report / p).stat().st_size > 1000 for p in ("final_pass.png", "sft.png"))
 
     summary = json.loads((report / "summary.json").read_text())
-    table = summary["table"]
-    assert table["methods"][:3] == ["base", "grpo", "echo"]
-    for name in table["methods"]:
-        row = table["rows"][name]
-        for key in ("validation/sampled", "validation/greedy", "heldout/sampled", "heldout/greedy"):
-            _sane_score(row[key])
+    arms = summary["arms"]
+    assert list(arms)[:3] == ["base", "grpo", "echo"]
+    for name, arm in arms.items():
+        # reported on the test split and held-out families; the validation tasks chose the SFT checkpoint
+        for key in ("test/sampled", "test/greedy", "heldout/sampled", "heldout/greedy"):
+            _sane_score(arm["scores"][key])
+        assert not any(key.startswith("validation/") for key in arm["scores"])  # --quick: no curve evaluations
         for key in ("env_ce_heldout", "env_ce_validation"):
-            assert math.isfinite(row[key]) and 0 < row[key] < 20
-        assert row["efficiency"]["turns"] >= 1 and row["efficiency"]["tokens"] > 0
-        assert 0 <= row["efficiency"]["timeout_rate"] <= 1
-    assert "echo" in summary["comparisons"] and summary["verdicts"]["echo"]
-    kept = table["rows"]["env-only"]["rollouts_kept"]  # the verifier-free arm says what its filter kept
-    assert len(kept) == 1 and 0 <= kept[0] <= 1 and table["rows"]["grpo"]["rollouts_kept"] == [None]
-    assert "rollouts the env term kept" in text and "clean tool call" in text
+            assert len(arm[key]) == 1 and math.isfinite(arm[key][0]) and 0 < arm[key][0] < 20
+        assert arm["efficiency"]["turns_mean"] >= 1 and arm["efficiency"]["tokens_mean"] > 0
+        assert 0 <= arm["efficiency"]["timeout_rate"] <= 1
+    assert {c["arm"] for c in summary["comparisons"]} == {"echo", "echo-paper", "env-only"}
+    assert summary["comparison_count"] == 3 * 4  # three arms against GRPO on four split/mode cells
+    assert summary["verdicts"]["echo"] and "Bonferroni" in summary["verdicts"]["echo"]
+    assert "12 comparisons" in text and "Bonferroni-adjusted" in text
+    kept = arms["env-only"]["rollouts_kept"]  # the verifier-free arm says what its filter kept
+    assert len(kept) == 1 and 0 <= kept[0] <= 1 and arms["grpo"]["rollouts_kept"] == [None]
+    assert "rollouts kept by the env filter" in text and "clean tool call" in text
     assert summary["sft"]["selected_step"] >= 1
     assert "| metric | base (SFT) | GRPO | ECHO (stable)" in summary["table_markdown"]
-    assert len(summary["runs"]) == len(table["methods"]) - 1  # one seed each under --quick
+    assert len(summary["runs"]) == len(arms) - 1  # one seed each under --quick
     for run in summary["runs"]:
         assert (Path(run["path"]) / "final" / "final.json").is_file()
         assert (Path(run["path"]) / "config.yaml").is_file()
@@ -185,7 +170,7 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert again.code == 0, again.stderr[-3000:]
     assert again.stderr.count("reusing") >= 3
     assert time.monotonic() - start < first
-    assert json.loads((report / "summary.json").read_text())["table"]["rows"] == summary["table"]["rows"]
+    assert json.loads((report / "summary.json").read_text())["arms"] == summary["arms"]
 
     # --until sft stops after SFT and shows the per-family curve (stored in sft/selection.json)
     until = cli("demo", "--quick", "--until", "sft", "--out", str(out), timeout=600)

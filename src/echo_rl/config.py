@@ -190,14 +190,16 @@ class PolicyConfig(Section):
 class TasksConfig(Section):
     """Which tasks a run trains and evaluates on: corpus directories or procedural families.
 
-    From families (what `echo-rl tasks build` writes): train and validation (in-distribution, disjoint
+    From families (what `echo-rl tasks build` writes): train, validation and test (in-distribution, disjoint
     seeds) come from ``families`` (None: every registered family not held out); ``heldout_families`` are
-    kept out of both, whole, for out-of-distribution evaluation. Near-duplicates (shingle Jaccard ≥
+    kept out of all three, whole, for out-of-distribution evaluation. Validation is the selection split
+    (checkpoints, arms); test (``num_test``, none by default) is for reporting only. Near-duplicates (shingle Jaccard ≥
     ``dedup_threshold``) are removed across all splits."""
 
     corpus: str | None = Field(None, description="a corpus built by `echo-rl tasks build` (has index.jsonl)")
     train: str | None = Field(None, description="a directory of Harbor tasks (overrides corpus's train split)")
     validation: str | None = None
+    test: str | None = None
     heldout: str | None = None
     families: list[str] | None = Field(None, description="training families (None: all not held out)")
     heldout_families: list[str] = Field(
@@ -206,6 +208,8 @@ class TasksConfig(Section):
     )
     num_train: int = Field(2000, ge=1)
     num_validation: int = Field(100, ge=1)
+    num_test: int = Field(0, ge=0, description="test tasks of the training families, seeds disjoint from "
+                          "train's and validation's; report on these, select on validation")
     num_heldout: int = Field(100, ge=0)
     seed: int = Field(0, ge=0)
     dedup_threshold: float = Field(0.9, gt=0, le=1)
@@ -403,7 +407,7 @@ class EvalConfig(Section):
     """Evaluation: pass@k per family and split, held-out env CE, efficiency. ``sampled`` runs
     ``samples_per_task`` episodes per task at ``sampling.eval_temperature``; ``greedy`` one at T = 0."""
 
-    splits: list[Literal["validation", "heldout"]] = ["validation", "heldout"]
+    splits: list[Literal["validation", "test", "heldout"]] = ["validation", "heldout"]
     samples_per_task: int = Field(4, ge=1)
     ks: list[int] = [1]
     sampled: bool = True

@@ -69,12 +69,17 @@ def test_infra_errors_leave_denominators_and_are_counted_with_reasons():
         _episode("t2", "infra_error", family="g", reason="engine died"),
     ]
     summary = summarize_episodes(episodes, ks=[1, 2])
-    assert summary["episodes"] == 6 and summary["valid"] == 4
-    assert summary["infra"] == {"excluded": 2, "reasons": {"engine died": 1, "image could not start": 1}}
-    assert summary["pass"]["1"]["value"] == pytest.approx(0.5)
-    assert summary["pass"]["2"]["value"] == pytest.approx(1.0)
-    assert summary["families"]["g"]["infra"]["excluded"] == 1
-    assert summary["families"]["f"]["pass"]["1"]["samples"] == 2
-    assert summary["efficiency"]["turns_mean"] == pytest.approx(1.5)
-    assert summary["efficiency"]["stop_reasons"] == {"done": 3, "max_turns": 1}
-    assert summary["efficiency"]["action_tokens_mean"] == 1
+    assert summary.episodes == 6 and summary.valid == 4
+    assert summary.infra.excluded == 2 and summary.infra.reasons == {"engine died": 1, "image could not start": 1}
+    assert summary.pass_at(1).value == pytest.approx(0.5)
+    assert summary.pass_at(2).value == pytest.approx(1.0)
+    assert summary.tasks == {"t1": (2, 1), "t2": (2, 1)}
+    assert summary.families["g"].infra.excluded == 1
+    assert summary.families["f"].pass_at(1).samples == 2
+    assert summary.efficiency.turns_mean == pytest.approx(1.5)
+    assert summary.efficiency.stop_reasons == {"done": 3, "max_turns": 1}
+    assert summary.efficiency.turn_limit_rate == pytest.approx(0.25)
+    assert summary.efficiency.action_tokens_mean == 1
+    on_disk = summary.to_json()  # the layout users read in eval/step-N.json
+    assert on_disk["pass"]["1"]["value"] == pytest.approx(0.5) and on_disk["infra"]["excluded"] == 2
+    assert on_disk["families"]["f"]["pass"]["1"]["samples"] == 2

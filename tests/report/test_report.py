@@ -4,7 +4,7 @@ import json
 import struct
 
 from echo_rl.config import RunConfig
-from echo_rl.eval.results import write_result
+from echo_rl.eval.results import EnvCE, EvalResult, write_result
 from echo_rl.eval.summary import summarize_episodes
 from echo_rl.rollout.trajectory import Trajectory, Turn
 from echo_rl.roles import Role
@@ -43,7 +43,7 @@ def _make_run(root, algorithm, lam, final_solved, infra=0, alarm_step=None):
         run.log_metrics(record)
     for step, solved in ((0, 2), (3, final_solved)):
         scores = {"validation": {"sampled": summarize_episodes(_episodes(solved, infra if step else 0), [1, 2])}}
-        write_result(run, {"step": step, "scores": scores, "env_ce": {"value": 4.0 - step, "tokens": 100, "transcripts": 4}})
+        write_result(run, EvalResult(step, scores, EnvCE(4.0 - step, tokens=100, transcripts=4, vocab_size=993)))
     return root
 
 

@@ -23,6 +23,19 @@ from echo_rl.tasks.quality import dedup
 SMALL = {"num_train": 40, "num_validation": 10, "num_heldout": 6, "heldout_families": ["pointer_chase", "make_target"]}
 
 
+def test_a_test_split_on_seeds_disjoint_from_validation_leaves_the_other_splits_as_they_were(tmp_path):
+    plain = draw_splits(TasksConfig(**SMALL))
+    with_test = draw_splits(TasksConfig(**SMALL, num_test=8))
+    assert with_test.counts == {"validation": 10, "train": 40, "test": 8, "heldout": 6}
+    for split in ("validation", "train", "heldout"):  # existing configs and corpora are unchanged
+        assert [t.name for t in with_test.tasks[split]] == [t.name for t in plain.tasks[split]], split
+    seeds = {split: {(t.family, t.metadata["seed"]) for t in tasks} for split, tasks in with_test.tasks.items()}
+    assert not seeds["test"] & seeds["validation"] and not seeds["test"] & seeds["train"]
+    assert {family for family, _ in seeds["test"]} <= {family for family, _ in seeds["train"]}  # in-distribution
+    build_corpus(tmp_path / "c", TasksConfig(**SMALL, num_test=8))
+    assert [t.name for t in load_corpus(tmp_path / "c", "test")] == [t.name for t in with_test.tasks["test"]]
+
+
 def test_build_writes_splits_with_whole_families_held_out(tmp_path):
     summary = build_corpus(tmp_path / "c", TasksConfig(**SMALL))
     assert summary.counts == {"validation": 10, "train": 40, "heldout": 6}

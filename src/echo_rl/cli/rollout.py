@@ -72,7 +72,7 @@ def run_with_progress(
     required=True,
     help="Task folder, directory of tasks, corpus, or FAMILY:SEED / FAMILY:FIRST-LAST.",
 )
-@click.option("--split", type=click.Choice(["train", "validation", "heldout"]), help="Corpus split.")
+@click.option("--split", type=click.Choice(["train", "validation", "test", "heldout"]), help="Corpus split.")
 @click.option("--model", help="Checkpoint directory, 'tiny' or 'smollm2-135m' (default: policy.model).")
 @click.option("-n", "samples", type=int, default=4, show_default=True, help="Episodes per task.")
 @click.option("--temperature", type=float, help="Sampling temperature (default: sampling.temperature).")

@@ -39,7 +39,7 @@ def _resolve(spec: str, split: str | None, base_image: str | None = None) -> lis
     return tasks
 
 
-split_option = click.option("--split", type=click.Choice(["train", "validation", "heldout"]), help="Corpus split.")
+split_option = click.option("--split", type=click.Choice(["train", "validation", "test", "heldout"]), help="Corpus split.")
 
 
 @click.group()

@@ -113,11 +113,11 @@ class Method(_Section):
 
 
 class EvalSpec(_Section):
-    """The final evaluation of the base policy and of every run (``run.eval`` drives the cheap curve
-    evaluations during training)."""
+    """The final evaluation of the base policy and of every run, on the report's splits (``run.eval`` drives
+    the cheap curve evaluations on the selection split during training)."""
 
     samples_per_task: int = Field(2, ge=1)
-    splits: list[str] = ["validation", "heldout"]
+    splits: list[str] = ["test", "heldout"]
     max_tasks: int | None = Field(None, ge=1)
     seed: int = 0
 

@@ -69,7 +69,7 @@ methods:                 # all from the same SFT checkpoint, on the same seeds, 
 
 eval:                    # final evaluation of the base policy and of every run
   samples_per_task: 1    # sampled at run.sampling.eval_temperature, plus one greedy episode per task
-  splits: [validation, heldout]
+  splits: [test, heldout]  # reported on test; validation chose the SFT checkpoint and the ECHO arm
   max_tasks: null
   seed: 0
 
@@ -96,6 +96,7 @@ quick:                   # --quick: the same pipeline, small (under 3 minutes); 
   sft.eval_tasks: 12
   run.tasks.num_train: 80
   run.tasks.num_validation: 12
+  run.tasks.num_test: 12
   run.tasks.num_heldout: 6
   run.eval.heldout_transcript_tasks: 6
   run.episode.max_turns: 4
@@ -127,7 +128,8 @@ run:                     # the RunConfig every run shares
     families: [key_copy, log_count, csv_aggregate, proc_top, sort_dedup]   # each needs a value read from an output
     heldout_families: [pointer_chase, make_target, cron_edit]
     num_train: 300
-    num_validation: 100
+    num_validation: 100            # the selection split: SFT checkpoint, curves, the sweep's choice of arm
+    num_test: 100                  # the report's split: same families, disjoint seeds, chosen on nothing
     num_heldout: 30
     seed: 0
   objective: {algorithm: echo}

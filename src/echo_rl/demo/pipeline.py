@@ -186,13 +186,14 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
     return report
 
 
-def _score_line(name: str, result: dict[str, Any]) -> str:
-    parts = []
-    for split, modes in result.get("scores", {}).items():
-        for mode, summary in modes.items():
-            parts.append(f"{split}/{mode} {100 * summary['pass']['1']['value']:.1f}%")
-    if result.get("env_ce"):
-        parts.append(f"held-out env CE {result['env_ce']['value']:.3f}")
+def _score_line(name: str, saved: dict[str, Any]) -> str:
+    from echo_rl.eval.results import EvalResult
+
+    result = EvalResult.from_json(saved)
+    parts = [f"{split}/{mode} {100 * score.value:.1f}%" for split, modes in result.scores.items()
+             for mode, summary in modes.items() if (score := summary.pass_at(1))]
+    if result.env_ce:
+        parts.append(f"held-out env CE {result.env_ce.value:.3f}")
     return f"{name}: " + ", ".join(parts)
 
 
@@ -213,7 +214,7 @@ def _print_summary(console: Console, cfg: DemoConfig, summary: dict[str, Any], t
                    report: Path) -> None:
     from rich.table import Table
 
-    from echo_rl.demo.report import results_table, verdict
+    from echo_rl.demo.report import results_table
 
     header, rows = results_table(summary, cfg)
     table = Table(title="base → GRPO → ECHO", show_lines=False)
@@ -222,8 +223,8 @@ def _print_summary(console: Console, cfg: DemoConfig, summary: dict[str, Any], t
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    for method in summary["comparisons"]:
-        console.print(verdict(summary, cfg, method))
+    for text in summary.get("verdicts", {}).values():
+        console.print(text)
     timing = Table(title="wall time")
     timing.add_column("stage")
     timing.add_column("wall s", justify="right")

@@ -2,12 +2,14 @@
 final evaluation of the base policy and of every run.
 
 Each run is an ordinary ``echo-rl train`` run directory, ``OUT/runs/<method>-seed<S>/``, trained by
-:class:`echo_rl.train.trainer.Trainer` with cheap curve evaluations (greedy validation pass@1 and held-out env
-CE every ``run.train.eval_every`` steps). The step-0 evaluation is the same for every run (greedy decoding of
-the same checkpoint), so it is computed once and copied into each run. The final evaluation
-(:func:`final_evaluation`) is the full one: sampled (``eval.samples_per_task`` at the evaluation
-temperature) and greedy pass@1 on validation and held-out families, held-out env CE at τ = 1 on the
-reference transcripts of held-out families and of unseen validation tasks, efficiency — written to
+:class:`echo_rl.train.trainer.Trainer` with cheap curve evaluations on the selection split (greedy
+validation pass@1 and held-out env CE every ``run.train.eval_every`` steps and at the last). The step-0
+evaluation is the same for every run (greedy decoding of the same checkpoint), so it is computed once and
+copied into each run. The final evaluation (:func:`final_evaluation`) is the full one, on the report's
+splits (``eval.splits``: the test split and held-out families by default, never the validation tasks that
+chose the checkpoint): sampled (``eval.samples_per_task`` at the evaluation temperature) and greedy pass@1,
+held-out env CE at τ = 1 on the reference transcripts of held-out families and of unseen validation tasks,
+efficiency — written to
 ``RUN/final/`` (``final.json``, ``eval/``, ``rollouts/``). A run whose ``final.json`` carries the same key is
 reused by a re-run; one whose ``trained.json`` does (training finished, evaluation missing or failed) is
 evaluated again without training again.
@@ -66,7 +68,8 @@ def final_eval_config(cfg: DemoConfig, run: RunConfig) -> RunConfig:
 
 
 def _episode_count(cfg: DemoConfig, run: RunConfig) -> int:
-    counts = {"train": run.tasks.num_train, "validation": run.tasks.num_validation, "heldout": run.tasks.num_heldout}
+    counts = {"train": run.tasks.num_train, "validation": run.tasks.num_validation, "test": run.tasks.num_test,
+              "heldout": run.tasks.num_heldout}
     per_task = cfg.eval.samples_per_task + 1
     return sum(min(counts.get(split, 0), cfg.eval.max_tasks or 10**9) * per_task for split in cfg.eval.splits)
 
@@ -97,29 +100,26 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
                           env_ce=EnvCESet(model, heldout, prepared.env_ce_heldout, pad))
     rundir = RunDir.create(out)
     result = evaluator.run(step, rundir)
-    for split, modes in result["scores"].items():
+    for split, modes in result.scores.items():
         for mode, summary in modes.items():
-            if summary["episodes"] and not summary["valid"]:
-                reason = next(iter(summary["infra"]["reasons"]), "?")
+            if summary.episodes and not summary.valid:
+                reason = next(iter(summary.infra.reasons), "?")
                 raise RuntimeError(f"{out}: every {split}/{mode} episode was an infrastructure error: {reason}")
     validation = load_trajectories(prepared.env_ce_validation)
-    result["env_ce_validation"] = heldout_env_ce(model, validation, ecfg, pad, ctx, prepared.env_ce_validation)
-    result["checkpoint"] = str(checkpoint)
-    result["eval_s"] = time.monotonic() - start
-    return result
+    result.env_ce_validation = heldout_env_ce(model, validation, ecfg, pad, ctx, prepared.env_ce_validation)
+    result.extra |= {"checkpoint": str(checkpoint), "eval_s": time.monotonic() - start}
+    return result.to_json()
 
 
 def _trainer_class(base_eval: dict[str, Any]) -> type:
     """The RL trainer, with its step-0 evaluation taken from ``base_eval["result"]`` when present (and
     stored there after the first run computed it)."""
-    from echo_rl.eval.results import flatten, write_result
+    from echo_rl.eval.results import EvalResult, write_result
     from echo_rl.train.loop import validation_score
     from echo_rl.train.trainer import Trainer
 
     class DemoTrainer(Trainer):
-        def evaluate(self, step: int) -> dict[str, Any]:
-            if step == self.total_steps and step > 0:
-                return {}  # the final evaluation's greedy validation score is this step's curve point
+        def evaluate(self, step: int) -> EvalResult:
             cached = base_eval.get("result")
             if step != 0 or cached is None:
                 result = super().evaluate(step)
@@ -129,36 +129,11 @@ def _trainer_class(base_eval: dict[str, Any]) -> type:
             result = copy.deepcopy(cached)
             if self.s.ctx.is_main:
                 write_result(self.s.run, result)
-            self.s.log(flatten(result))
+            self.s.log(result.flatten())
             self.best = {"step": 0, "score": validation_score(result)}
             return result
 
     return DemoTrainer
-
-
-def write_curve_point(out: Path, final: dict[str, Any], run: RunConfig, prepared: Prepared) -> None:
-    """Record the final evaluation's greedy validation score on the curve's tasks (the first
-    ``run.eval.max_tasks``) and its held-out env CE as the run's last curve evaluation (``eval/step-N.json``
-    and a ``kind: eval`` metrics line, replacing an earlier record of that step), in the shape of the others."""
-    from echo_rl.eval.results import flatten, write_result
-    from echo_rl.eval.summary import summarize_episodes
-    from echo_rl.rollout.trajectory import load_trajectories
-    from echo_rl.tasks.corpus import load_corpus
-
-    step = final["step"]
-    path = out / FINAL / "rollouts" / f"eval-step-{step:06d}-validation-greedy.jsonl"
-    if not path.is_file():
-        return
-    episodes = load_trajectories(path)
-    if run.eval.max_tasks:
-        names = {task.name for task in load_corpus(prepared.corpus, "validation")[: run.eval.max_tasks]}
-        episodes = [e for e in episodes if e.task_id in names]
-    summary = summarize_episodes(episodes, [1], run.eval.confidence, run.eval.bootstrap_samples)
-    point = {"step": step, "scores": {"validation": {"greedy": summary}}, "env_ce": final.get("env_ce")}
-    rundir = RunDir(out)
-    write_result(rundir, point)
-    earlier = [r for r in rundir.read_metrics() if not (r.get("kind") == "eval" and r.get("step") == step)]
-    atomic_write_text(rundir.metrics, "".join(json.dumps(r) + "\n" for r in [*earlier, flatten(point)]))
 
 
 def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
@@ -193,8 +168,6 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     log(f"final evaluation of {out.name} (step {step}): {_episode_count(cfg, run)} episodes …")
     cpu1 = cpu_seconds()
     final = final_evaluation(cfg, run, last, prepared, out / FINAL, step, label=sandbox_label(method, seed))
-    if run.train.eval_every:
-        write_curve_point(out, final, run, prepared)
     cpu2 = cpu_seconds()
     final |= {"key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": trained["train_s"],
               "train_cpu_s": trained["train_cpu_s"], "eval_cpu_s": cpu2 - cpu1}

@@ -18,6 +18,7 @@ from typing import Any
 from echo_rl.config import RunConfig
 from echo_rl.demo.config import DemoConfig, Selection, fingerprint
 from echo_rl.demo.prepare import Prepared
+from echo_rl.eval.results import EvalResult
 from echo_rl.rundir import atomic_write_text
 
 
@@ -25,11 +26,11 @@ class _EarlyStop(Exception):
     """Raised at the start of the step after the evaluation that decided to stop."""
 
 
-def family_scores(result: dict[str, Any], mode: str = "greedy") -> tuple[float, dict[str, float]]:
+def family_scores(result: EvalResult, mode: str = "greedy") -> tuple[float, dict[str, float]]:
     """(validation pass@1, {family: pass@1}) of an evaluation result."""
-    summary = result["scores"]["validation"][mode]
-    families = {name: fam["pass"]["1"]["value"] for name, fam in summary["families"].items()}
-    return summary["pass"]["1"]["value"], families
+    summary = result.summary("validation", mode)
+    families = {name: score.value for name, fam in summary.families.items() if (score := fam.pass_at(1))}
+    return summary.pass_at(1).value, families
 
 
 def rank(point: dict[str, Any], select: Selection) -> tuple[Any, ...]:
@@ -68,7 +69,7 @@ def _make_trainer(select: Selection, families: list[str], on_eval: Any, holder: 
             scored = {name: per_family.get(name) for name in families if name in per_family}
             point = {"step": step, "pass": overall, "families": scored,
                      "worst_family": min(scored.values()) if scored else 0.0,
-                     "env_ce_heldout": (result.get("env_ce") or {}).get("value")}
+                     "env_ce_heldout": result.env_ce.value if result.env_ce else None}
             self.curve.append(point)
             eligible = is_eligible(point, select)
             if eligible and self.first_eligible is None:

@@ -17,13 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import torch
 
 from echo_rl.config import RunConfig
 from echo_rl.eval.heldout import heldout_env_ce
-from echo_rl.eval.results import write_result
+from echo_rl.eval.results import EvalResult, Summary, write_result
 from echo_rl.eval.summary import summarize_episodes
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
@@ -78,9 +76,9 @@ class Evaluator:
         requests = shard(group_requests(tasks, n, seed=seed), self.ctx, chunk=n)
         return gather_lists(run_episodes(runner, requests), self.ctx)
 
-    def run(self, step: int, run: RunDir | None = None) -> dict[str, Any]:
+    def run(self, step: int, run: RunDir | None = None) -> EvalResult:
         """Evaluate at ``step``; write the result and the episodes into ``run`` on rank 0."""
-        scores: dict[str, dict[str, Any]] = {}
+        scores: dict[str, dict[str, Summary]] = {}
         for split, tasks in self.splits.items():
             for mode, temperature, n in self.modes():
                 seed = derive_seed(self.cfg.seed, "eval", split, mode)  # the same draws at every step
@@ -91,12 +89,12 @@ class Evaluator:
                 )
                 if run is not None and self.ctx.is_main:
                     save_trajectories(run.rollouts / f"eval-step-{step:06d}-{split}-{mode}.jsonl", episodes)
-        result: dict[str, Any] = {"step": step, "scores": scores, "env_ce": None}
+        result = EvalResult(step, scores)
         ce = self.env_ce
         if ce is not None and ce.transcripts:
-            result["env_ce"] = heldout_env_ce(ce.model, ce.transcripts, self.cfg, ce.pad_id, self.ctx, ce.path)
+            result.env_ce = heldout_env_ce(ce.model, ce.transcripts, self.cfg, ce.pad_id, self.ctx, ce.path)
         elif ce is not None:
-            result["env_ce_skipped"] = ce.skipped
+            result.env_ce_skipped = ce.skipped
         if run is not None and self.ctx.is_main:
             write_result(run, result)
         return result

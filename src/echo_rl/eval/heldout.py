@@ -17,12 +17,12 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from echo_rl.objective.batch import collate
 from echo_rl.config import RunConfig
+from echo_rl.eval.results import EnvCE
 from echo_rl.harness.chat import ChatFormat, tokenizer_fingerprint
 from echo_rl.objective import env_cross_entropy
 from echo_rl.rollout.expert import record_expert_transcripts
@@ -62,9 +62,9 @@ def load_or_record(
 
 def heldout_env_ce(
     model: torch.nn.Module, transcripts: Sequence[Trajectory], cfg: RunConfig, pad_id: int, ctx: DistContext, path: Path
-) -> dict[str, Any]:
-    """``{"value": nats/token, "tokens": n, "transcripts": m, "file": path}`` at τ = 1, each rank scoring
-    its share in micro-batches of ``train.micro_batch_size``."""
+) -> EnvCE:
+    """Nats/token at τ = 1 over ``transcripts`` (with the model's output vocabulary size, for the uniform
+    guess ln|V|), each rank scoring its share in micro-batches of ``train.micro_batch_size``."""
     mine = shard(transcripts, ctx)
     nll = tokens = 0.0
     size = cfg.train.micro_batch_size
@@ -77,4 +77,5 @@ def heldout_env_ce(
         nll, tokens = nll + scores["env_nll_sum"], tokens + scores["env_tokens"]
     model.train(was_training)
     nll, tokens = all_reduce_sum([nll, tokens], ctx)
-    return {"value": nll / max(tokens, 1.0), "tokens": int(tokens), "transcripts": len(transcripts), "file": str(path)}
+    vocab = model.get_output_embeddings().out_features if hasattr(model, "get_output_embeddings") else None
+    return EnvCE(nll / max(tokens, 1.0), int(tokens), len(transcripts), str(path), vocab)

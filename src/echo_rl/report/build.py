@@ -1,8 +1,9 @@
 """``echo-rl report``: compare runs side by side, with plots.
 
-Writes into ``out``: ``report.md``, ``report.html``, one PNG per plot and ``summary.json`` (the table as
-data). Runs appear in the order given; list the base/GRPO run before the ECHO runs to get the paper's
-base → GRPO → ECHO layout.
+Runs whose configs differ only in name and seed are one arm (:func:`echo_rl.report.arms.group_runs`): its
+scores pool the seeds by a hierarchical bootstrap and show each seed's value. Writes into ``out``:
+``report.md``, ``report.html``, one PNG per figure and ``summary.json`` (the table as data). Arms appear in
+the order given; list the base/GRPO run before the ECHO runs to get the paper's base → GRPO → ECHO layout.
 """
 
 from __future__ import annotations
@@ -10,86 +11,90 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from echo_rl.eval.results import unverified_notes
-from echo_rl.report.plots import plot_runs
-from echo_rl.report.render import (
-    Block,
-    Heading,
-    Image,
-    Paragraph,
-    TableBlock,
-    write_page,
-)
-from echo_rl.report.runs import RunData, load_runs
-from echo_rl.report.tables import (
-    MODES,
-    SPLITS,
-    arrow_line,
-    comparison_table,
-    family_table,
-)
+from echo_rl.report.arms import SPLITS, Arm, Comparisons, cells, compare, group_runs, reference_arm
+from echo_rl.report.plots import plot_arms
+from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, write_page
+from echo_rl.report.runs import load_runs
+from echo_rl.report.tables import arrow_line, comparison_table, difference_table, family_table, transpose
 from echo_rl.rundir import atomic_write_text
 
-
-def _ks(runs: list[RunData]) -> list[str]:
-    found = set()
-    for run in runs:
-        for result in run.evals:
-            for modes in result.get("scores", {}).values():
-                for summary in modes.values():
-                    found.update(summary.get("pass", {}))
-    return sorted(found, key=int) or ["1"]
+METHOD_NOTE = (
+    "Scores in percent with 95% intervals from a bootstrap that resamples seeds, then tasks within a seed (a "
+    "task's samples are not independent), never narrower than the pooled Wilson interval; with several seeds "
+    "each seed's own value and their standard deviation follow. infra_error episodes are excluded from every "
+    "denominator and counted beside the score. Tasks without tests/test.sh have no verifier: they are never "
+    "scored (pass@k n/a), only counted."
+)
 
 
-def _alarm_blocks(runs: list[RunData]) -> list[Block]:
+def alarm_blocks(arms: list[Arm]) -> list[Block]:
     lines = [
-        f"{run.label}: {alarm['signal']} fell to {alarm['value']:.3g} (baseline {alarm['baseline']:.3g}) at step {alarm['step']}"
-        for run in runs
-        for alarm in run.alarms
+        f"{run.label}: {alarm['signal']} fell to {alarm['value']:.3g} (baseline {alarm['baseline']:.3g}) at step "
+        f"{alarm['step']}" for arm in arms for run in arm.runs for alarm in run.alarms
     ]
     if not lines:
-        return [Heading("Collapse alarms"), Paragraph("No collapse alarm fired.")]
-    return [Heading("Collapse alarms"), *(Paragraph("ALARM " + line) for line in lines)]
+        return [Heading("Collapse alarms", 3), Paragraph("No collapse alarm fired.")]
+    return [Heading("Collapse alarms", 3), *(Paragraph("ALARM " + line) for line in lines)]
 
 
-def build_blocks(runs: list[RunData], plots: dict[str, Path]) -> list[Block]:
-    header, rows = comparison_table(runs, _ks(runs))
+def comparison_blocks(comparisons: Comparisons | None, splits: list[str]) -> list[Block]:
+    """The paired-difference table with its multiplicity note (nothing without a comparison)."""
+    if comparisons is None or not comparisons.items:
+        return []
+    return [Heading(f"Each arm against {comparisons.reference.label}", 3), Paragraph(
+        f"Differences in pass@1 in points (arm − {comparisons.reference.label}) on the same tasks and seeds. "
+        + comparisons.note()), TableBlock(*difference_table(comparisons, splits))]
+
+
+def family_blocks(arms: list[Arm], splits: list[str]) -> list[Block]:
+    blocks: list[Block] = []
+    for split, mode in cells(arms, splits):
+        header, rows = family_table(arms, split, mode)
+        if rows:
+            blocks += [Heading(f"pass@1 per family — {SPLITS.get(split, split)} ({mode})", 3), TableBlock(header, rows)]
+    return blocks
+
+
+def build_blocks(arms: list[Arm], plots: dict[str, Path], splits: list[str]) -> list[Block]:
+    header, rows = transpose(comparison_table(arms, splits, ks_of(arms)))
+    reference = reference_arm(arms)
+    comparisons = compare(arms, reference, splits) if reference and len([a for a in arms if a.runs]) > 1 else None
     blocks: list[Block] = [
         Heading("echo-rl report", 1),
-        Paragraph("Runs: " + "; ".join(f"{run.label} — {run.path}" for run in runs)),
+        Paragraph("Runs: " + "; ".join(f"{run.label} — {run.path}" for arm in arms for run in arm.runs)),
         Heading("Comparison (base → GRPO → ECHO)"),
-        Paragraph(
-            "Scores in percent with 95% intervals (Wilson for pass@1, bootstrap over tasks for pass@k); "
-            "infra_error episodes are excluded from every denominator and counted beside the score. "
-            "'base' is the starting policy (step 0 evaluation); other columns are each run's last evaluation. "
-            "Tasks without tests/test.sh have no verifier: they are never scored (pass@k n/a), only counted. A "
-            "verifier-free (env_only) run logs no training reward; its env term learns only from the rollouts its "
-            "clean-tool-call filter kept."
-        ),
+        Paragraph(METHOD_NOTE + " 'base' is the starting policy (step 0 evaluation); other columns are each run's "
+                  "last evaluation. A verifier-free (env_only) run logs no training reward; its env term learns only "
+                  "from the rollouts its clean-tool-call filter kept."),
+        *(Paragraph(line) for split in splits if (line := arrow_line(arms, split))),
+        TableBlock(header, rows),
+        *(Paragraph(f"{arm.label}: {note}") for arm in arms for r in arm.finals[-1:] for note in r.unverified_notes()),
+        *comparison_blocks(comparisons, splits),
+        *family_blocks(arms, splits),
+        *alarm_blocks(arms),
+        Heading("Curves"),
+        *(Image(path.name, name) for name, path in plots.items()),
     ]
-    blocks += [Paragraph(line) for split in SPLITS if (line := arrow_line(runs, split))]
-    blocks.append(TableBlock(header, rows))
-    for run in runs:
-        blocks += [Paragraph(f"{run.label}: {note}") for note in unverified_notes(run.final_eval() or {"scores": {}})]
-    for split, split_name in SPLITS.items():
-        for mode in MODES:
-            fam_header, fam_rows = family_table(runs, split, mode)
-            if fam_rows:
-                blocks += [Heading(f"pass@1 per family — {split_name} ({mode})", 3), TableBlock(fam_header, fam_rows)]
-    blocks += _alarm_blocks(runs)
-    blocks.append(Heading("Curves"))
-    blocks += [Image(path.name, name) for name, path in plots.items()]
     return blocks
+
+
+def ks_of(arms: list[Arm]) -> tuple[int, ...]:
+    found = {k for arm in arms for r in arm.finals for modes in r.scores.values() for s in modes.values() for k in s.passes}
+    return tuple(sorted(found)) or (1,)
 
 
 def build_report(run_paths: list[Path], out: Path) -> Path:
     """Write the report for ``run_paths`` into ``out``; return the path of report.md."""
     runs = load_runs(run_paths)
+    arms = group_runs(runs)
+    base = next((run.base_eval() for run in runs if run.train and run.base_eval()), None)
+    if base is not None:
+        arms.insert(0, Arm("base", "base", [base]))
+    splits = list(SPLITS)
     out.mkdir(parents=True, exist_ok=True)
-    plots = plot_runs(runs, out)
-    blocks = build_blocks(runs, plots)
-    write_page(blocks, out, "echo-rl report")
-    header, rows = comparison_table(runs, _ks(runs))
+    plots = plot_arms(arms, splits, out, base)
+    write_page(build_blocks(arms, plots, splits), out, "echo-rl report")
+    header, rows = comparison_table(arms, splits, ks_of(arms))
     summary = {"runs": [str(run.path) for run in runs], "table": {"header": header, "rows": rows}}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return out / "report.md"

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from echo_rl.errors import UserError
+from echo_rl.eval.results import EvalResult, read_results
 from echo_rl.rundir import RunDir
 
 
@@ -32,7 +33,14 @@ class RunData:
     algorithm: str
     lam: float
     train: list[dict[str, Any]] = field(default_factory=list)
-    evals: list[dict[str, Any]] = field(default_factory=list)  # sorted by step
+    evals: list[EvalResult] = field(default_factory=list)  # sorted by step
+    seed: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arm_key(self) -> str:
+        """What makes runs one arm (method): the config without its ``name`` and ``seed``."""
+        return json.dumps({k: v for k, v in self.config.items() if k not in ("name", "seed")}, sort_keys=True)
 
     @property
     def alarms(self) -> list[dict[str, Any]]:
@@ -47,12 +55,21 @@ class RunData:
             return f"{self.name} (ECHO λ={self.lam:g})"
         return f"{self.name} ({'GRPO' if self.algorithm == 'grpo' else self.algorithm})"
 
-    def final_eval(self) -> dict[str, Any] | None:
+    def final_eval(self) -> EvalResult | None:
         return self.evals[-1] if self.evals else None
 
-    def base_eval(self) -> dict[str, Any] | None:
+    def base_eval(self) -> EvalResult | None:
         """The evaluation of the starting policy (step 0), when the run made one."""
-        return self.evals[0] if self.evals and self.evals[0]["step"] == 0 else None
+        return self.evals[0] if self.evals and self.evals[0].step == 0 else None
+
+    def validation_curve(self) -> list[tuple[int, float]]:
+        """(step, validation pass@1 by :meth:`~echo_rl.eval.results.EvalResult.pass1`) of every evaluation."""
+        return [(r.step, v) for r in self.evals if (v := r.pass1("validation")) is not None]
+
+    def steps_to_best(self) -> int | None:
+        """The step of the best validation pass@1 (the earliest of ties)."""
+        curve = self.validation_curve()
+        return max(curve, key=lambda point: (point[1], -point[0]))[0] if curve else None
 
 
 def load_run(path: Path) -> RunData:
@@ -62,17 +79,15 @@ def load_run(path: Path) -> RunData:
         raise UserError("not a run directory (no config.yaml)", where=str(path))
     config = yaml.safe_load(run.config.read_text()) or {}
     objective = config.get("objective", {})
-    evals = sorted(
-        (json.loads(p.read_text()) for p in run.evals.glob("step-*.json")) if run.evals.is_dir() else [],
-        key=lambda r: r["step"],
-    )
     return RunData(
         path=run.root,
         name=config.get("name", run.root.name),
         algorithm=objective.get("algorithm", "?"),
         lam=float(objective.get("env", {}).get("lam", 0.0)),
         train=[r for r in run.read_metrics() if r.get("kind") == "train"],
-        evals=evals,
+        evals=read_results(run),
+        seed=config.get("seed"),
+        config=config,
     )
 
 

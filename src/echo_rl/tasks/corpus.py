@@ -1,6 +1,6 @@
 """Task corpora on disk: Harbor folders per split plus ``index.jsonl``.
 
-    build_corpus("corpus/", cfg.tasks)       # train / validation / heldout from procedural families
+    build_corpus("corpus/", cfg.tasks)       # train / validation / test / heldout from procedural families
     tasks = load_corpus("corpus/", "train")   # the tasks of one split, in index order
     splits = draw_splits(cfg.tasks)          # the same splits in memory, nothing written
     tasks = resolve_tasks("csv_lookup:0-9")  # a family range, a task folder, a Harbor dir or a corpus
@@ -8,7 +8,7 @@
 Layout::
 
     DIR/index.jsonl                 one JSON object per task: name, split, path, family, domain, difficulty, seed
-    DIR/{train,validation,heldout}/<name>/   Harbor task folders
+    DIR/{train,validation,test,heldout}/<name>/   Harbor task folders
 """
 
 from __future__ import annotations
@@ -70,20 +70,23 @@ class Splits:
 
 
 def draw_splits(cfg: TasksConfig, base_image: str = DEFAULT_BASE_IMAGE) -> Splits:
-    """Procedural splits: ``validation`` (``cfg.num_validation``) and ``train`` (``cfg.num_train``) from the
-    training families on disjoint seeds, ``heldout`` (``cfg.num_heldout``) from the held-out families.
-    Near-duplicates are dropped across all splits and replaced by fresh seeds. Deterministic in ``cfg``."""
+    """Procedural splits: ``validation`` (``cfg.num_validation``), ``train`` (``cfg.num_train``) and, when
+    ``cfg.num_test``, ``test`` from the training families on disjoint seeds (one stream: train continues past
+    validation's seeds, test past train's, so adding a test split changes no other split), ``heldout``
+    (``cfg.num_heldout``) from the held-out families. Near-duplicates are dropped across all splits and
+    replaced by fresh seeds. Deterministic in ``cfg``."""
     train_families = cfg.families or sorted(set(FAMILIES) - set(cfg.heldout_families))
     plan = {
         "validation": (train_families, cfg.num_validation),
         "train": (train_families, cfg.num_train),
+        **({"test": (train_families, cfg.num_test)} if cfg.num_test else {}),
         "heldout": (sorted(cfg.heldout_families), cfg.num_heldout),
     }
     streams = {
         "validation": _draw(train_families, cfg.seed * 1_000_000, base_image),
         "heldout": _draw(sorted(cfg.heldout_families), cfg.seed * 1_000_000, base_image),
     }
-    streams["train"] = streams["validation"]  # one stream: train continues past validation's seeds
+    streams["train"] = streams["test"] = streams["validation"]  # one stream: disjoint seeds, in plan order
     splits = Splits(families={split: names for split, (names, _) in plan.items()})
     kept: list[Task] = []
     for split, (names, count) in plan.items():

@@ -1,7 +1,7 @@
 """The tasks a run uses, per split, resolved from ``cfg.tasks`` before any work starts.
 
-Sources, in order of precedence for each split (``train``, ``validation``, ``heldout``): an explicit
-source (``tasks.train`` / ``tasks.validation`` / ``tasks.heldout``: a task folder, a directory of task
+Sources, in order of precedence for each split (``train``, ``validation``, ``test``, ``heldout``): an
+explicit source (``tasks.train`` / ``tasks.validation`` / ``tasks.test`` / ``tasks.heldout``: a task folder, a directory of task
 folders, a corpus, or a family range such as ``key_copy:0-9``), a corpus built by ``echo-rl tasks build``
 (``tasks.corpus``), or — with neither — splits drawn in memory from the procedural families
 (deterministic in ``cfg.tasks``). Every problem is a one-line :class:`UserError`.
@@ -47,7 +47,7 @@ def load_task_splits(cfg: RunConfig, splits: Iterable[str]) -> dict[str, list[Ta
         else:
             if generated is None:
                 generated = draw_splits(cfg.tasks, cfg.sandbox.base_image).tasks
-            out[split] = generated[split]
+            out[split] = generated.get(split, [])  # no test split unless tasks.num_test
     if "train" in out and not out["train"]:
         raise UserError("the train split has no tasks", where=cfg.tasks.train or cfg.tasks.corpus or "tasks")
     for tasks in out.values():

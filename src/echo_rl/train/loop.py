@@ -12,8 +12,7 @@ from typing import Any
 
 from echo_rl.config import RunConfig
 from echo_rl.eval.evaluate import Evaluator
-from echo_rl.eval.results import flatten
-from echo_rl.eval.summary import pass_value
+from echo_rl.eval.results import EvalResult
 from echo_rl.seeding import seed_everything
 from echo_rl.train.alarms import Alarm
 from echo_rl.train.checkpoint import (
@@ -36,11 +35,9 @@ def due(step: int, every: int, last: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
 
-def validation_score(result: dict[str, Any]) -> float | None:
-    """Validation pass@1 of an evaluation result: sampled when evaluated, else greedy; None without one
-    (no validation split, or no task of it has tests)."""
-    modes = result["scores"].get("validation", {})
-    return pass_value(modes.get("sampled") or modes.get("greedy"))
+def validation_score(result: EvalResult) -> float | None:
+    """Validation pass@1 of an evaluation result (:meth:`~echo_rl.eval.results.EvalResult.pass1`)."""
+    return result.pass1("validation")
 
 
 class Loop:
@@ -78,12 +75,12 @@ class Loop:
     def train_step(self, step: int) -> tuple[dict[str, Any], list[Alarm]]:
         raise NotImplementedError
 
-    def evaluate(self, step: int) -> dict[str, Any]:
+    def evaluate(self, step: int) -> EvalResult:
         """Evaluate, log, and remember the step of the best validation pass@1."""
         assert self.evaluator is not None
         sync_weights(self.evaluator.policy, self.s.model)  # a separate engine (vLLM) sees the current weights
         result = self.evaluator.run(step, self.s.run)
-        self.s.log(flatten(result))
+        self.s.log(result.flatten())
         score = validation_score(result)
         if score is not None and (self.best["score"] is None or score > self.best["score"]):
             self.best = {"step": step, "score": score}
