@@ -6,7 +6,6 @@ import math
 from echo_rl.config import RunConfig
 from echo_rl.eval.results import EnvCE, EvalResult, write_result
 from echo_rl.eval.summary import summarize_episodes
-from echo_rl.report import build_report
 from echo_rl.report.arms import compare, group_runs, reference_arm
 from echo_rl.report.figures import colours, curve_figures
 from echo_rl.report.runs import load_runs
