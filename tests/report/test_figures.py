@@ -26,7 +26,8 @@ def _run(root, algorithm, seed, solved):
     run.write_config(RunConfig(name=f"{algorithm}-seed{seed}", seed=seed,
                                objective={"algorithm": algorithm, "env": {"lam": 0.05 if algorithm == "echo" else 0.0}}))
     for step in (1, 2):
-        run.log_metrics({"kind": "train", "step": step, "env_ce": 8.0 - step - seed, "pass_rate": 0.1 * step})
+        run.log_metrics({"kind": "train", "step": step, "update/env_ce": 8.0 - step - seed,
+                         "rollout/pass_rate": 0.1 * step})
     for step, tasks in ((0, {0, 1}), (2, solved)):
         scores = {"validation": {"sampled": summarize_episodes(_episodes(tasks), [1])}}
         write_result(run, EvalResult(step, scores, EnvCE(7.0 - step, 50, 4, vocab_size=993)))

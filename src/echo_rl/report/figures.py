@@ -143,19 +143,20 @@ def curve_figures(arms: list[Arm], base: EvalResult | None = None) -> list[Figur
         Figure("pass_at_1", "pass@1 (seed mean, band: range over seeds)", [
             panel(trained, palette, f"{SPLITS[s]} (eval)", "pass@1", lambda r, s=s: eval_series(r, lambda e: e.pass1(s)),
                   base_ref(base.pass1(s) if base else None)) for s in ("validation", "heldout")]
-            + [panel(trained, palette, "train rollouts", "pass rate", lambda r: train_series(r, "pass_rate"))]),
+            + [panel(trained, palette, "train rollouts", "pass rate", lambda r: train_series(r, "rollout/pass_rate"))]),
         Figure("env_ce", "Env-token cross-entropy (nats/token)", [
             panel(trained, palette, "held-out transcripts (T=1)", "nats / token",
                   lambda r: eval_series(r, lambda e: e.env_ce.value if e.env_ce else None), [*uniform, *base_ref(base_ce)]),
-            panel(trained, palette, "train rollouts", "nats / token", lambda r: train_series(r, "env_ce"), uniform)]),
+            panel(trained, palette, "train rollouts", "nats / token", lambda r: train_series(r, "update/env_ce"), uniform)]),
         Figure("reward", "Mean reward of training rollouts", [
-            panel(trained, palette, "reward", "reward", lambda r: train_series(r, "reward_mean"))]),
-        Figure("loss", "Loss terms", [panel(trained, palette, key, "loss", lambda r, key=key: train_series(r, key))
-                                      for key in ("loss", "policy_loss", "env_loss")]),
+            panel(trained, palette, "reward", "reward", lambda r: train_series(r, "rollout/reward_mean"))]),
+        Figure("loss", "Loss terms", [
+            panel(trained, palette, key, "loss", lambda r, key=key: train_series(r, f"update/{key}"))
+            for key in ("loss", "policy_loss", "env_loss")]),
         Figure("tokens", "Tokens per episode", [panel(trained, palette, "tokens", "tokens",
-                                                      lambda r: train_series(r, "tokens_mean"))]),
+                                                      lambda r: train_series(r, "rollout/tokens_mean"))]),
         Figure("turns", "Turns per episode", [panel(trained, palette, "turns", "turns",
-                                                    lambda r: train_series(r, "turns_mean"))]),
+                                                    lambda r: train_series(r, "rollout/turns_mean"))]),
     ]
     return [replace(f, panels=[p for p in f.panels if p.lines]) for f in figures]
 

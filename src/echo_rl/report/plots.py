@@ -56,7 +56,8 @@ def draw_bars(bars: Bars, path: Path) -> None:
     ax.set(ylabel="pass@1 (%)", title=bars.title)
     ax.title.set_fontsize(9)
     ax.grid(axis="y", alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize=7)
+    if ax.get_legend_handles_labels()[1]:
+        fig.legend(loc="outside right upper", fontsize=7)
     fig.savefig(path)
     plt.close(fig)
 
