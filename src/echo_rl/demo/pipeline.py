@@ -22,79 +22,19 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from echo_rl.demo.config import (
-    DemoConfig,
-    dump_demo_config,
-    load_demo_config,
-    method_seeds,
-)
+from echo_rl.demo.config import DemoConfig, dump_demo_config, load_demo_config, method_seeds
+from echo_rl.demo.console import Clock, load_average, start_demo
 from echo_rl.rundir import atomic_write_text
 
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (sandboxes), user + system."""
-    import resource
-
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class Clock:
-    """Wall time (and CPU time) per stage."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.start = time.monotonic()
-        self.stages: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-        self._cpu_mark = cpu_seconds()
-
-    def add(self, name: str, seconds: float, cpu: float | None = None) -> None:
-        """Add ``seconds`` of wall time to stage ``name``, and ``cpu`` seconds of CPU time (default: all the
-        CPU time used since the previous call)."""
-        self.stages[name] = self.stages.get(name, 0.0) + seconds
-        now = cpu_seconds()
-        self.cpu[name] = self.cpu.get(name, 0.0) + (now - self._cpu_mark if cpu is None else cpu)
-        self._cpu_mark = now
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-
-def _load() -> str:
-    try:
-        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def start_demo(cfg: DemoConfig, out: Path) -> Console:
-    """What every demo path does first: quiet library logs, ``cfg.threads`` torch threads, ``out`` created;
-    returns the console progress goes to (stderr)."""
-    import logging
-    import warnings
-
-    import torch
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.getLogger("echo_rl.harness.chat").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
-    torch.set_num_threads(cfg.threads)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    return Console(stderr=True)
+if TYPE_CHECKING:
+    from echo_rl.demo.prepare import Prepared
+    from echo_rl.demo.runs import RunOutcome
+    from echo_rl.demo.sft import SFTResult
 
 
 def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: int | None = None,
@@ -106,83 +46,86 @@ def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: 
         from echo_rl.demo.smol import run_smol
 
         return run_smol(cfg, out, model, quick=quick)
-    return run_tiny(cfg, out, quick=quick, until=until)
+    return run_tiny(cfg, Path(out), quick=quick, until=until)
 
 
 def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | None = None) -> Path:
+    """Stages 1-5 (module docstring) into ``out``; see :func:`run` for what it returns."""
     from echo_rl.demo.prepare import prepare
-    from echo_rl.demo.report import collect, write_report
-    from echo_rl.demo.runs import evaluate_base, run_one
+    from echo_rl.demo.runs import evaluate_base
     from echo_rl.demo.sft import run_sft
 
     console = start_demo(cfg, out)
-    out = Path(out)
     atomic_write_text(out / "demo.yaml", dump_demo_config(cfg))
     clock = Clock(console)
-    machine = {"cpus": os.cpu_count(), "load_start": _load(), "torch_threads": cfg.threads}
+    machine = {"cpus": os.cpu_count(), "load_start": load_average(), "torch_threads": cfg.threads}
     runs = [(method, seed) for method in cfg.methods for seed in method_seeds(cfg, method)]
     console.rule(f"[bold]echo-rl demo{' --quick' if quick else ''}[/bold] → {out}")
     console.print(f"{len(cfg.methods)} methods ({', '.join(m.label for m in cfg.methods)}) × seeds "
                   f"{cfg.seeds}: {len(runs)} RL runs of {cfg.run.train.steps} steps; machine load {machine['load_start']}")
 
-    def log(text: str) -> None:
-        console.print(f"[dim]{clock.elapsed():6.0f}s[/dim] {text}")
-
-    # 1. corpus, replays, tokenizer, model
     console.rule("1/5 corpus, reference transcripts, tokenizer, model")
-    start = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        prepared = prepare(cfg, out / "cache", log, progress)
-    clock.add("prepare (corpus, replays, tokenizer, model)", time.monotonic() - start)
-
-    # 2. SFT
+    with clock.stage("prepare (corpus, replays, tokenizer, model)"), _progress(console) as progress:
+        prepared = prepare(cfg, out / "cache", clock.log, progress)
     console.rule("2/5 expert SFT (checkpoint chosen by per-family validation success)")
-    start = time.monotonic()
-    sft = run_sft(cfg, prepared, out / "sft", log)
-    clock.add("SFT with checkpoint selection", time.monotonic() - start)
+    with clock.stage("SFT with checkpoint selection"):
+        sft = run_sft(cfg, prepared, out / "sft", clock.log)
     if until == "sft":
         _print_sft_curve(console, sft.curve)
         return out / "sft" / "selection.json"
-
-    # 3. base evaluation
     console.rule("3/5 evaluating the starting policy")
-    start = time.monotonic()
     sft_key = json.loads((out / "sft" / "selection.json").read_text())["key"]
-    base = evaluate_base(cfg, prepared, sft.checkpoint, sft_key, out / "base", log)
-    base["final_dir"] = str(out / "base")
-    log(_score_line("base (SFT)", base))
-    clock.add("final evaluation: base", time.monotonic() - start)
+    with clock.stage("final evaluation: base"):
+        base = evaluate_base(cfg, prepared, sft.checkpoint, sft_key, out / "base", clock.log)
+        base["final_dir"] = str(out / "base")
+        clock.log(_score_line("base (SFT)", base))
+    outcomes = _rl_runs(cfg, runs, prepared, sft.checkpoint, sft_key, out / "runs", clock)
+    console.rule("5/5 report")
+    return _report(cfg, out, clock, machine, base, outcomes, sft, prepared, quick)
 
-    # 4. RL runs, one after another
-    outcomes = []
-    base_eval: dict[str, Any] = {}
+
+def _progress(console: Console) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def _rl_runs(cfg: DemoConfig, runs: list[Any], prepared: Prepared, checkpoint: Path, sft_key: str, out: Path,
+             clock: Clock) -> list[RunOutcome]:
+    """Stage 4: every method × seed from the SFT checkpoint, one after another."""
+    from echo_rl.demo.runs import CurveEvaluations, run_one
+
+    outcomes, curve = [], CurveEvaluations()
     for index, (method, seed) in enumerate(runs, start=1):
-        console.rule(f"4/5 RL run {index}/{len(runs)}: {method.label}, seed {seed}")
-        outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft_key, out / "runs" / f"{method.name}-seed{seed}",
-                          base_eval, log)
+        clock.console.rule(f"4/5 RL run {index}/{len(runs)}: {method.label}, seed {seed}")
+        outcome = run_one(cfg, method, seed, prepared, checkpoint, sft_key, out / f"{method.name}-seed{seed}", curve,
+                          clock.log)
         outcomes.append(outcome)
         fresh = not outcome.reused
         clock.add(f"RL: {method.label}", outcome.train_s if fresh else 0.0, outcome.train_cpu if fresh else 0.0)
         clock.add("final evaluation: RL runs", outcome.eval_s if fresh else 0.0, outcome.eval_cpu if fresh else 0.0)
-        log(_score_line(f"{method.label} seed {seed}", outcome.final)
-            + f"  (train {outcome.train_s:.0f} s, eval {outcome.eval_s:.0f} s{', reused' if outcome.reused else ''})")
+        clock.log(_score_line(f"{method.label} seed {seed}", outcome.final)
+                  + f"  (train {outcome.train_s:.0f} s, eval {outcome.eval_s:.0f} s{', reused' if outcome.reused else ''})")
+    return outcomes
 
-    # 5. report
-    console.rule("5/5 report")
-    start = time.monotonic()
-    machine["load_end"] = _load()
-    timings = dict(clock.stages)
-    summary = collect(cfg, base, outcomes, sft, timings, prepared.stats)
-    summary["cpu_timings"] = dict(clock.cpu)
-    summary["elapsed_before_report_s"] = clock.elapsed()
-    report = write_report(cfg, summary, out / "report", quick=quick, machine=machine)
-    clock.add("report", time.monotonic() - start)
+
+def _report(cfg: DemoConfig, out: Path, clock: Clock, machine: dict[str, Any], base: dict[str, Any],
+            outcomes: list[RunOutcome], sft: SFTResult, prepared: Prepared, quick: bool) -> Path:
+    """Stage 5: the report and ``timings.json``; prints the summary."""
+    from echo_rl.demo.report import collect, write_report
+
+    with clock.stage("report"):
+        machine["load_end"] = load_average()
+        summary = collect(cfg, base, outcomes, sft, dict(clock.stages), prepared.stats)
+        summary["cpu_timings"] = dict(clock.cpu)
+        summary["elapsed_before_report_s"] = clock.elapsed()
+        report = write_report(cfg, summary, out / "report", quick=quick, machine=machine)
     timings = dict(clock.stages)
     summary["timings"], summary["cpu_timings"] = timings, dict(clock.cpu)
     atomic_write_text(out / "timings.json", json.dumps({"stages": timings, "cpu_s": clock.cpu,
                                                         "total_s": clock.elapsed(), "machine": machine}, indent=1))
-    _print_summary(console, cfg, summary, timings, clock.elapsed(), report)
+    _print_summary(clock.console, cfg, summary, timings, clock.elapsed(), report)
     return report
 
 
@@ -197,42 +140,36 @@ def _score_line(name: str, saved: dict[str, Any]) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
-def _print_sft_curve(console: Console, curve: list[dict[str, Any]]) -> None:
+def _print_table(console: Console, title: str, header: list[str], rows: list[list[str]], caption: str | None = None
+                 ) -> None:
     from rich.table import Table
 
-    families = sorted({name for point in curve for name in point["families"]})
-    table = Table(title="SFT curve", caption="greedy validation pass@1, overall and per family")
-    for name in ("step", "all", *families):
-        table.add_column(name, justify="right")
-    for point in curve:
-        table.add_row(str(point["step"]), f"{point['pass']:.2f}",
-                      *(f"{point['families'].get(name, 0.0):.2f}" for name in families))
+    table = Table(title=title, caption=caption)
+    for index, name in enumerate(header):
+        table.add_column(name, justify="right" if index else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+
+
+def _print_sft_curve(console: Console, curve: list[dict[str, Any]]) -> None:
+    families = sorted({name for point in curve for name in point["families"]})
+    rows = [[str(point["step"]), f"{point['pass']:.2f}", *(f"{point['families'].get(name, 0.0):.2f}" for name in families)]
+            for point in curve]
+    _print_table(console, "SFT curve", ["step", "all", *families], rows,
+                 caption="greedy validation pass@1, overall and per family")
 
 
 def _print_summary(console: Console, cfg: DemoConfig, summary: dict[str, Any], timings: dict[str, float], total: float,
                    report: Path) -> None:
-    from rich.table import Table
-
     from echo_rl.demo.report import results_table
 
-    header, rows = results_table(summary, cfg)
-    table = Table(title="base → GRPO → ECHO", show_lines=False)
-    for name in header:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    _print_table(console, "base → GRPO → ECHO", *results_table(summary, cfg))
     for text in summary.get("verdicts", {}).values():
         console.print(text)
-    timing = Table(title="wall time")
-    timing.add_column("stage")
-    timing.add_column("wall s", justify="right")
-    timing.add_column("CPU s", justify="right")
-    cpu = summary.get("cpu_timings", {})
-    for name, seconds in timings.items():
-        timing.add_row(name, f"{seconds:.1f}", f"{cpu.get(name, 0.0):.1f}")
-    timing.add_row("total", f"{total:.1f}", f"{sum(cpu.values()):.1f}")
-    console.print(timing)
+    cpu = summary["cpu_timings"]
+    rows = [[name, f"{seconds:.1f}", f"{cpu.get(name, 0.0):.1f}"] for name, seconds in timings.items()]
+    _print_table(console, "wall time", ["stage", "wall s", "CPU s"],
+                 [*rows, ["total", f"{total:.1f}", f"{sum(cpu.values()):.1f}"]])
     within = "within" if total <= cfg.budget_s else "OVER"
     console.print(f"demo finished in {total:.0f} s ({within} the {cfg.budget_s:.0f} s budget); report: {report}")

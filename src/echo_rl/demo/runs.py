@@ -3,23 +3,22 @@ final evaluation of the base policy and of every run.
 
 Each run is an ordinary ``echo-rl train`` run directory, ``OUT/runs/<method>-seed<S>/``, trained by
 :class:`echo_rl.train.trainer.Trainer` with cheap curve evaluations on the selection split (greedy
-validation pass@1 and held-out env CE every ``run.train.eval_every`` steps and at the last). The step-0
-evaluation is the same for every run (greedy decoding of the same checkpoint), so it is computed once and
-copied into each run. The final evaluation (:func:`final_evaluation`) is the full one, on the report's
-splits (``eval.splits``: the test split and held-out families by default, never the validation tasks that
-chose the checkpoint): sampled (``eval.samples_per_task`` at the evaluation temperature) and greedy pass@1,
-held-out env CE at τ = 1 on the reference transcripts of held-out families and of unseen validation tasks,
-efficiency — written to
-``RUN/final/`` (``final.json``, ``eval/``, ``rollouts/``). A run whose ``final.json`` carries the same key is
-reused by a re-run; one whose ``trained.json`` does (training finished, evaluation missing or failed) is
-evaluated again without training again.
+validation pass@1 and held-out env CE every ``run.train.eval_every`` steps and at the last:
+:class:`CurveEvaluations`). The step-0 evaluation is the same for every run (greedy decoding of the same
+checkpoint), so it is computed once and recorded in each run. The final evaluation (:func:`final_evaluation`,
+in a session as ``echo-rl eval`` opens one) is the full one, on the report's splits (``eval.splits``: the
+test split and held-out families by default, never the validation tasks that chose the checkpoint): sampled
+(``eval.samples_per_task`` at the evaluation temperature) and greedy pass@1, held-out env CE at τ = 1 on the
+reference transcripts of held-out families and of unseen validation tasks, efficiency — written to the run
+directory ``RUN/final/`` (``final.json``, ``eval/``, ``rollouts/``, ``metrics.jsonl``). A run whose
+``final.json`` carries the same key is reused by a re-run; one whose ``trained.json`` does (training
+finished, evaluation missing or failed) is evaluated again without training again.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -28,8 +27,11 @@ from typing import Any
 
 from echo_rl.config import RunConfig
 from echo_rl.demo.config import DemoConfig, Method, fingerprint, method_run
+from echo_rl.demo.console import cpu_seconds
 from echo_rl.demo.prepare import Prepared
+from echo_rl.eval.results import EvalResult
 from echo_rl.rundir import RunDir, atomic_write_text
+from echo_rl.train.loop import Callback, Loop, LoopControl
 
 FINAL = "final"
 TRAINED = "trained.json"
@@ -74,91 +76,75 @@ def _episode_count(cfg: DemoConfig, run: RunConfig) -> int:
     return sum(min(counts.get(split, 0), cfg.eval.max_tasks or 10**9) * per_task for split in cfg.eval.splits)
 
 
-def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared: Prepared, out: Path, step: int,
-                     label: str) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` fully (module docstring) into ``out``; return the result, which also holds
-    ``env_ce_validation`` (reference transcripts of validation tasks) and ``eval_s``."""
-    from echo_rl.eval.evaluate import EnvCESet, Evaluator
+def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared: Prepared, out: Path,
+                     step: int) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` fully (module docstring) into the run directory ``out``, recorded at ``step``;
+    return the result, which also holds ``env_ce_validation`` (reference transcripts of validation tasks)
+    and ``eval_s``."""
     from echo_rl.eval.heldout import heldout_env_ce
-    from echo_rl.harness.chat import ChatFormat
-    from echo_rl.models.load import load_policy_model
     from echo_rl.rollout.trajectory import load_trajectories
-    from echo_rl.train.data import load_task_splits
     from echo_rl.train.policy_sync import make_policy
-    from echo_rl.distributed import DistContext
+    from echo_rl.train.session import open_session
 
     start = time.monotonic()
     ecfg = final_eval_config(cfg, run)
-    splits = load_task_splits(ecfg, ecfg.eval.splits)
-    model, tokenizer = load_policy_model(str(checkpoint), dtype=ecfg.policy.dtype, device="cpu")
-    chat = ChatFormat.from_config(tokenizer, ecfg.harness)
-    policy = make_policy(ecfg, model, tokenizer)
-    ctx = DistContext()
-    pad = int(tokenizer.pad_token_id)
-    heldout = load_trajectories(prepared.env_ce_heldout)
-    evaluator = Evaluator(ecfg, policy, chat, splits, label=label, ctx=ctx,
-                          env_ce=EnvCESet(model, heldout, prepared.env_ce_heldout, pad))
-    rundir = RunDir.create(out)
-    result = evaluator.run(step, rundir)
+    shutil.rmtree(out, ignore_errors=True)
+    session = open_session(ecfg, out, resume=False, splits=tuple(ecfg.eval.splits), model=str(checkpoint))
+    try:
+        policy = make_policy(ecfg, session.model, session.tokenizer, model_path=session.model_path)
+        result = session.evaluator(policy).run(step, session.run)
+        session.log(result.flatten())
+        validation = load_trajectories(prepared.env_ce_validation)
+        result.env_ce_validation = heldout_env_ce(session.model, validation, ecfg, session.pad_id, session.ctx,
+                                                  prepared.env_ce_validation)
+    finally:
+        session.close()
     for split, modes in result.scores.items():
         for mode, summary in modes.items():
             if summary.episodes and not summary.valid:
                 reason = next(iter(summary.infra.reasons), "?")
                 raise RuntimeError(f"{out}: every {split}/{mode} episode was an infrastructure error: {reason}")
-    validation = load_trajectories(prepared.env_ce_validation)
-    result.env_ce_validation = heldout_env_ce(model, validation, ecfg, pad, ctx, prepared.env_ce_validation)
     result.extra |= {"checkpoint": str(checkpoint), "eval_s": time.monotonic() - start}
     return result.to_json()
 
 
-def _trainer_class(base_eval: dict[str, Any]) -> type:
-    """The RL trainer, with its step-0 evaluation taken from ``base_eval["result"]`` when present (and
-    stored there after the first run computed it)."""
-    from echo_rl.eval.results import EvalResult, write_result
-    from echo_rl.train.loop import validation_score
-    from echo_rl.train.trainer import Trainer
+class CurveEvaluations(Callback):
+    """The curve evaluations of the RL runs: the step-0 one, the same for every run, is computed by the first
+    run and recorded in the later ones."""
 
-    class DemoTrainer(Trainer):
-        def evaluate(self, step: int) -> EvalResult:
-            cached = base_eval.get("result")
-            if step != 0 or cached is None:
-                result = super().evaluate(step)
-                if step == 0:
-                    base_eval["result"] = copy.deepcopy(result)
-                return result
-            result = copy.deepcopy(cached)
-            if self.s.ctx.is_main:
-                write_result(self.s.run, result)
-            self.s.log(result.flatten())
-            self.best = {"step": 0, "score": validation_score(result)}
-            return result
+    def __init__(self) -> None:
+        self.start: EvalResult | None = None
 
-    return DemoTrainer
+    def on_train_begin(self, loop: Loop, control: LoopControl) -> None:
+        if control.should_evaluate and self.start is not None:
+            control.should_evaluate = False
+            loop.evaluate(0, reuse=copy.deepcopy(self.start))
+
+    def on_evaluate(self, loop: Loop, result: EvalResult, control: LoopControl) -> None:
+        if result.step == 0 and self.start is None:
+            self.start = copy.deepcopy(result)
 
 
 def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
-            out: Path, base_eval: dict[str, Any], log: Any) -> RunOutcome:
+            out: Path, curve: CurveEvaluations, log: Any) -> RunOutcome:
     """Train (or reuse) one method on one seed into ``out`` and evaluate its final checkpoint."""
     from echo_rl.train.checkpoint import latest_checkpoint, read_state
-    from echo_rl.train.loop import run_loop
+    from echo_rl.train.trainer import train
 
     run = run_config(cfg, method, seed, prepared, checkpoint)
     key = run_key(cfg, run, sft_key)
     final_path, trained_path = out / FINAL / "final.json", out / TRAINED
-    if final_path.is_file():
-        saved = json.loads(final_path.read_text())
-        if saved.get("key") == key:
-            log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
-            return RunOutcome(method, seed, out, saved, saved.get("train_s", 0.0), saved.get("eval_s", 0.0), True)
-    from echo_rl.demo.pipeline import cpu_seconds
-
-    trained = json.loads(trained_path.read_text()) if trained_path.is_file() else {}
-    if trained.get("key") == key:
+    saved = saved_with_key(final_path, key)
+    if saved is not None:
+        log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
+        return RunOutcome(method, seed, out, saved, saved.get("train_s", 0.0), saved.get("eval_s", 0.0), True)
+    trained = saved_with_key(trained_path, key)
+    if trained is not None:
         log(f"reusing the training of {out.name}; evaluating it again")
     else:
         shutil.rmtree(out, ignore_errors=True)
         start, cpu0 = time.monotonic(), cpu_seconds()
-        run_loop(_trainer_class(base_eval), run, out)
+        train(run, out, callbacks=[curve])
         trained = {"key": key, "train_s": time.monotonic() - start, "train_cpu_s": cpu_seconds() - cpu0}
         atomic_write_text(trained_path, json.dumps(trained))
     last = latest_checkpoint(out / "checkpoints")
@@ -167,7 +153,7 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     step = read_state(last)["step"]
     log(f"final evaluation of {out.name} (step {step}): {_episode_count(cfg, run)} episodes …")
     cpu1 = cpu_seconds()
-    final = final_evaluation(cfg, run, last, prepared, out / FINAL, step, label=sandbox_label(method, seed))
+    final = final_evaluation(cfg, run, last, prepared, out / FINAL, step)
     cpu2 = cpu_seconds()
     final |= {"key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": trained["train_s"],
               "train_cpu_s": trained["train_cpu_s"], "eval_cpu_s": cpu2 - cpu1}
@@ -176,14 +162,15 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
                       cpu2 - cpu1)
 
 
+def saved_with_key(path: Path, key: str) -> dict[str, Any] | None:
+    """The JSON record at ``path`` when it exists and carries ``key`` (what it was computed from)."""
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    return saved if saved.get("key") == key else None
+
+
 def run_key(cfg: DemoConfig, run: RunConfig, sft_key: str) -> str:
     """What a run's training and final evaluation depend on."""
     return fingerprint(sft_key, run.model_dump(mode="json"), cfg.eval.model_dump(mode="json"), "run-v1")
-
-
-def sandbox_label(method: Method, seed: int) -> str:
-    """The sandbox label of a method's final evaluation (labels take letters, digits, '_' and '-')."""
-    return "demo-" + re.sub(r"[^A-Za-z0-9_-]", "_", method.name) + f"-{seed}"
 
 
 def evaluate_base(cfg: DemoConfig, prepared: Prepared, checkpoint: Path, sft_key: str, out: Path, log: Any) -> dict[str, Any]:
@@ -192,14 +179,12 @@ def evaluate_base(cfg: DemoConfig, prepared: Prepared, checkpoint: Path, sft_key
     key = fingerprint(sft_key, final_eval_config(cfg, run).model_dump(mode="json"), cfg.eval.model_dump(mode="json"),
                       "base-v1")
     path = out / "final.json"
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("key") == key:
-            log("reusing the base evaluation")
-            return saved
-    shutil.rmtree(out, ignore_errors=True)
+    saved = saved_with_key(path, key)
+    if saved is not None:
+        log("reusing the base evaluation")
+        return saved
     log(f"final evaluation of the SFT checkpoint: {_episode_count(cfg, run)} episodes …")
-    result = final_evaluation(cfg, run, checkpoint, prepared, out, 0, label="demo-base")
+    result = final_evaluation(cfg, run, checkpoint, prepared, out, 0)
     result |= {"key": key, "method": "base", "label": "base (SFT)", "seed": None}
     atomic_write_text(path, json.dumps(result, indent=1))
     return result

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from echo_rl.config import RunConfig, apply_override
 from echo_rl.demo.config import DemoConfig
+from echo_rl.demo.console import load_average, start_demo
 from echo_rl.rundir import atomic_write_text
 
 
@@ -41,10 +42,9 @@ def smol_config(cfg: DemoConfig, model: str, out: Path) -> RunConfig:
 
 def run_smol(cfg: DemoConfig, out: Path, model: str, *, quick: bool = False) -> Path:
     """Evaluate, train a few ECHO steps, evaluate again, report; return the path of report.md."""
-    from echo_rl.demo.pipeline import _load, start_demo
     from echo_rl.models.load import resolve_checkpoint
     from echo_rl.report import build_report
-    from echo_rl.train.loop import run_loop
+    from echo_rl.train.trainer import train
 
     console = start_demo(cfg, out)
     out = Path(out)
@@ -60,15 +60,13 @@ def run_smol(cfg: DemoConfig, out: Path, model: str, *, quick: bool = False) -> 
                   f"{cfg.smol.tasks_per_step} tasks × {cfg.smol.rollouts_per_task} rollouts, evaluating again")
     start = time.monotonic()
     shutil.rmtree(run_dir, ignore_errors=True)
-    from echo_rl.train.trainer import Trainer
-
-    run_loop(Trainer, run_cfg, run_dir)
+    train(run_cfg, run_dir)
     timings["evaluate, train, evaluate"] = time.monotonic() - start
     start = time.monotonic()
     report = build_report([run_dir], out / "report")
     timings["report"] = time.monotonic() - start
     atomic_write_text(out / "timings.json", json.dumps({"stages": timings, "total_s": sum(timings.values()),
-                                                        "load": _load()}, indent=1))
+                                                        "load": load_average()}, indent=1))
     for name, seconds in timings.items():
         console.print(f"{name}: {seconds:.1f} s")
     console.print(f"report: {report}")

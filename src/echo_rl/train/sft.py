@@ -22,6 +22,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from echo_rl.distributed import (
     gather_lists,
     shard,
 )
-from echo_rl.train.loop import Loop, run_loop
+from echo_rl.train.loop import Callback, Loop, run_loop
 from echo_rl.train.metrics import prefixed
 from echo_rl.train.optim import clip_and_step
 from echo_rl.train.parallel import accumulate_gradients, autocast_dtype
@@ -127,6 +128,7 @@ class SFTTrainer(Loop):
         return record, []
 
 
-def sft(cfg: RunConfig, out: Path, *, resume: bool = False) -> Path:
-    """Run (or resume) SFT on expert demonstrations into ``out``; return the run directory."""
-    return run_loop(SFTTrainer, cfg, out, resume=resume)
+def sft(cfg: RunConfig, out: Path, *, resume: bool = False, callbacks: Sequence[Callback] = ()) -> Path:
+    """Run (or resume) SFT on expert demonstrations into ``out`` with ``callbacks``
+    (:class:`echo_rl.train.loop.Callback`); return the run directory."""
+    return run_loop(SFTTrainer, cfg, out, resume=resume, callbacks=callbacks)

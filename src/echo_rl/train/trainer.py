@@ -31,7 +31,7 @@ from echo_rl.rollout.trajectory import Trajectory
 from echo_rl.seeding import derive_seed
 from echo_rl.train.alarms import SIGNALS, Alarm, CollapseMonitor
 from echo_rl.distributed import gather_lists, shard
-from echo_rl.train.loop import Loop, run_loop
+from echo_rl.train.loop import Callback, Loop, run_loop
 from echo_rl.train.metrics import merged, prefixed
 from echo_rl.train.policy_sync import make_policy, release_for_update, sync_weights
 from echo_rl.train.reference import load_reference
@@ -143,6 +143,7 @@ class Trainer(Loop):
         return record, alarms
 
 
-def train(cfg: RunConfig, out: Path, *, resume: bool = False) -> Path:
-    """Run (or resume) RL training into ``out``; return the run directory."""
-    return run_loop(Trainer, cfg, out, resume=resume)
+def train(cfg: RunConfig, out: Path, *, resume: bool = False, callbacks: Sequence[Callback] = ()) -> Path:
+    """Run (or resume) RL training into ``out`` with ``callbacks`` (:class:`echo_rl.train.loop.Callback`);
+    return the run directory."""
+    return run_loop(Trainer, cfg, out, resume=resume, callbacks=callbacks)

@@ -1,0 +1,77 @@
+"""What every demo path shares: the console it reports to, the wall and CPU time per stage, the machine load."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from rich.console import Console
+
+from echo_rl.demo.config import DemoConfig
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (sandboxes), user + system."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def load_average() -> str:
+    """The machine's 1 / 5 / 15 minute load averages ("n/a" where the system has none)."""
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+class Clock:
+    """Wall time (and CPU time) per stage."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.start = time.monotonic()
+        self.stages: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._cpu_mark = cpu_seconds()
+
+    def add(self, name: str, seconds: float, cpu: float | None = None) -> None:
+        """Add ``seconds`` of wall time to stage ``name``, and ``cpu`` seconds of CPU time (default: all the
+        CPU time used since the previous call)."""
+        self.stages[name] = self.stages.get(name, 0.0) + seconds
+        now = cpu_seconds()
+        self.cpu[name] = self.cpu.get(name, 0.0) + (now - self._cpu_mark if cpu is None else cpu)
+        self._cpu_mark = now
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the wall and CPU time spent inside to stage ``name``."""
+        start = time.monotonic()
+        yield
+        self.add(name, time.monotonic() - start)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def log(self, text: str) -> None:
+        """Print ``text`` after the seconds elapsed since the demo started."""
+        self.console.print(f"[dim]{self.elapsed():6.0f}s[/dim] {text}")
+
+
+def start_demo(cfg: DemoConfig, out: Path) -> Console:
+    """What every demo path does first: quiet library logs, ``cfg.threads`` torch threads, ``out`` created;
+    returns the console progress goes to (stderr)."""
+    import torch
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("echo_rl.harness.chat").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+    torch.set_num_threads(cfg.threads)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return Console(stderr=True)
