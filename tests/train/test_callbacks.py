@@ -17,7 +17,7 @@ from echo_rl.train.checkpoint import list_checkpoints
 from echo_rl.train.loop import Callback
 from echo_rl.train.sft import sft
 
-TIMING = {"step_s", "tokens_per_s"}
+TIMING = {"time/step_s", "time/tokens_per_s"}
 SIX_STEPS = ("name=cb", "train.sft_epochs=6", "train.save_every=0", "train.keep_checkpoints=1")
 
 
