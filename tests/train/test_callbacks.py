@@ -91,10 +91,10 @@ def test_the_evaluate_hook_receives_each_result_and_should_evaluate_changes_the_
     cfg = make_config(*SIX_STEPS, "train.eval_every=4", "eval.splits=[validation]", "eval.sampled=false")
     watch = Evaluations()
     out = sft(cfg, tmp_path / "run", callbacks=[watch])
-    assert [r["step"] for r in watch.results] == [1, 4, 6]  # step 1 added, 0 removed, 4 and the end scheduled
+    assert [r.step for r in watch.results] == [1, 4, 6]  # step 1 added, 0 removed, 4 and the end scheduled
     for result in watch.results:
-        written = json.loads((out / "eval" / f"step-{result['step']:06d}.json").read_text())
-        assert written == json.loads(json.dumps(result))
-        assert result["scores"]["validation"]["greedy"]["episodes"] == 2
+        written = json.loads((out / "eval" / f"step-{result.step:06d}.json").read_text())
+        assert written == json.loads(json.dumps(result.to_json()))
+        assert result.summary("validation", "greedy").episodes == 2
     assert not (out / "eval" / "step-000000.json").exists()
     assert [r["step"] for r in RunDir(out).read_metrics() if r["kind"] == "eval"] == [1, 4, 6]
