@@ -390,6 +390,10 @@ class TrainConfig(Section):
     sft_epochs: float = Field(1.0, gt=0)
     sft_batch_size: int = Field(16, ge=1, description="expert transcripts per SFT optimizer step")
     sft_env_loss_weight: float = Field(0.0, ge=0, description="weight of the env-token CE during SFT")
+    sft_targets: Literal["actions", "actions+env", "all"] = Field(
+        "actions", description="the SFT NLL's tokens: the actions (imitation), actions and observations, or all "
+        "tokens (pre-training: prompt and chat template too, and every transcript whatever its outcome)"
+    )
     sft_transcripts: str | None = Field(
         None, description="SFT demonstrations from this file (rollout-run trajectories or text JSONL, see README); "
         "None: the train tasks' reference solutions"

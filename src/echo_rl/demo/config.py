@@ -55,6 +55,25 @@ class CopyWarmup(_Section):
     lr: float = Field(2e-3, gt=0)
 
 
+class PretrainSpec(_Section):
+    """Pre-training of the fresh tiny model before SFT: a plain LM loss over every token
+    (``train.sft_targets=all``) of ``sessions`` random shell sessions recorded in the sandbox
+    (:mod:`echo_rl.tasks.sessions`, independent of the task families), so the model starts SFT with a world
+    model of the terminal, as a pretrained LM would. The tokenizer is trained on these sessions too. 0
+    sessions or 0 steps: off."""
+
+    sessions: int = Field(1000, ge=0)
+    seed: int = 0
+    steps: int = Field(300, ge=0)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    warmup_steps: int = Field(20, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.sessions > 0 and self.steps > 0
+
+
 class ModelSpec(_Section):
     """Sizes of the tiny Qwen3 (``Qwen3ForCausalLM`` from a ``Qwen3Config``)."""
 
@@ -139,6 +158,7 @@ class DemoConfig(_Section):
     threads: int = Field(2, ge=1, description="torch threads (the demo runs one method at a time)")
     tokenizer: TokenizerSpec = TokenizerSpec()
     model: ModelSpec = ModelSpec()
+    pretrain: PretrainSpec = PretrainSpec()
     sft: SFTSpec = SFTSpec()
     methods: list[Method] = Field(min_length=1)
     eval: EvalSpec = EvalSpec()

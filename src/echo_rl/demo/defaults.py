@@ -12,7 +12,7 @@ threads: 2               # torch threads; methods run one after another (two tor
 budget_s: 1200           # the default demo's wall-time goal on an idle 2-core machine (20 min)
 
 tokenizer:
-  vocab_size: 1024       # byte-level BPE trained on the corpus' expert transcripts
+  vocab_size: 1024       # byte-level BPE trained on the corpus' expert transcripts and the shell sessions
   pretokenizer: qwen     # Qwen3's pre-split: one token per digit, so a value copied from an output keeps its tokens
 model:                   # Qwen3ForCausalLM from a Qwen3Config: ~0.7M parameters
   hidden_size: 128
@@ -26,6 +26,14 @@ model:                   # Qwen3ForCausalLM from a Qwen3Config: ~0.7M parameters
     length: 24           # ~500+ SFT steps
     batch_size: 32
     lr: 2.0e-3
+
+pretrain:                # LM loss over every token of random shell sessions recorded in the sandbox (echo_rl.tasks.sessions,
+  sessions: 1000         # independent of the task families): a world model of the terminal before SFT; 0: off
+  seed: 0
+  steps: 300
+  batch_size: 16
+  lr: 2.0e-3
+  warmup_steps: 20
 
 sft:                     # expert-demonstration SFT (action tokens only by default)
   max_steps: 400
@@ -90,6 +98,9 @@ smol:                    # echo-rl demo --model smollm2-135m
 quick:                   # --quick: the same pipeline, small (under 3 minutes); its numbers mean little
   budget_s: 180
   seeds: [0]
+  pretrain.sessions: 150
+  pretrain.steps: 30
+  pretrain.batch_size: 8
   sft.max_steps: 40
   sft.batch_size: 8
   sft.eval_every: 40

@@ -1,4 +1,5 @@
-"""Stage 1 of the demo: corpus → reference replays in the sandbox → BPE tokenizer → tiny Qwen3 → transcripts.
+"""Stage 1 of the demo: corpus → reference replays and shell sessions in the sandbox → BPE tokenizer → tiny
+Qwen3 → transcripts → pre-training on the sessions.
 
 Everything lands in cache directories keyed by the config that determines them, so a re-run with the same
 config reuses them (``DONE`` is written last). The corpus and its replays depend only on the task and sandbox
@@ -6,16 +7,21 @@ settings, and are kept apart so that changing the tokenizer or the model does no
 
     CACHE/replays-<key>/corpus/        train / validation / heldout Harbor folders + index.jsonl
     CACHE/replays-<key>/replays.pkl    each reference command's recorded result and the verifier's verdict
+    CACHE/sessions-<key>/replays.pkl   the recorded shell sessions (pre-training corpus, when pretrain is on)
     CACHE/<key>/corpus                 a link to the corpus above
-    CACHE/<key>/model-init/            the randomly initialised tiny Qwen3 and its tokenizer (a checkpoint dir)
+    CACHE/<key>/model-init/            the tiny Qwen3 SFT starts from and its tokenizer (a checkpoint dir):
+                                       randomly initialised (+ copy warm-up), then pre-trained when pretrain is on
+    CACHE/<key>/sessions.jsonl         the shell sessions as transcripts (pre-training data)
+    CACHE/<key>/pretrain/              the pre-training run's directory (config, metrics; no checkpoint)
     CACHE/expert-train.jsonl           solved reference transcripts of the train split (SFT data)
     CACHE/env-ce-heldout.jsonl         reference transcripts of held-out-family tasks (held-out env CE)
     CACHE/env-ce-validation.jsonl      reference transcripts of validation tasks (new files, seen families)
     CACHE/prepare.json                 counts and timings
 
-The tokenizer has to be trained on transcripts, and transcripts are token ids: the references are replayed
-once, rendered through a provisional byte-level tokenizer (exact text), the BPE is trained on that text,
-and the same replays are then tokenised with it (no second replay).
+The tokenizer has to be trained on transcripts, and transcripts are token ids: the references (and the shell
+sessions) are replayed once, rendered through a provisional byte-level tokenizer (exact text), the BPE is
+trained on that text, and the same replays are then tokenised with it (no second replay). Pre-training
+(:mod:`echo_rl.demo.pretrain`) runs last, from ``model-raw`` into ``model-init``.
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import VerifierResult
 
 Replay = tuple[Task, list[ReferenceStep], VerifierResult]
+# the shell sessions whose text the BPE is trained on beside the train transcripts (the first ones: enough to
+# learn their merges; rendering a transcript costs ~15 ms, all of them would double the sessions' cost)
+TOKENIZER_SESSIONS = 400
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,15 @@ def replay_key(cfg: DemoConfig) -> str:
 def prepare_key(cfg: DemoConfig) -> str:
     """What the rest of stage 1 depends on: the replays, the harness, the tokenizer and model settings."""
     return fingerprint(replay_key(cfg), cfg.run.harness.model_dump(mode="json"), cfg.tokenizer.model_dump(mode="json"),
-                       cfg.model.model_dump(mode="json"), "prepare-v2")
+                       cfg.model.model_dump(mode="json"), _pretrain_key(cfg), "prepare-v2")
+
+
+def _pretrain_key(cfg: DemoConfig) -> Any:
+    """What pre-training adds to the key (nothing when it is off, so old caches stay valid)."""
+    if not cfg.pretrain.enabled:
+        return None
+    return [session_key(cfg), cfg.pretrain.model_dump(mode="json"), cfg.sft.grad_clip, cfg.threads,
+            cfg.run.objective.model_dump(mode="json"), cfg.run.policy.model_dump(mode="json")]
 
 
 async def replay_references(
@@ -122,10 +139,6 @@ def _chat(tokenizer: Any, cfg: RunConfig) -> ChatFormat:
 
 def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: Any = None) -> Prepared:
     """Build (or reuse) everything of stage 1 under ``cache/<key>``; see the module docstring."""
-    from echo_rl.harness.chat import tokenizer_fingerprint
-    from echo_rl.models.load import save_checkpoint
-    from echo_rl.models.tiny import build_tiny_qwen3
-    from echo_rl.models.tokenizer import train_tokenizer
     from echo_rl.tasks.corpus import load_corpus
 
     root = cache / prepare_key(cfg)
@@ -138,6 +151,7 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
     root.mkdir(parents=True)
     run = cfg.run
     replays, timings, summary_counts = _corpus_and_replays(cfg, cache / replay_key(cfg), log, progress)
+    sessions = _session_replays(cfg, cache / session_key(cfg), log, progress, timings) if cfg.pretrain.enabled else []
     (root / "corpus").symlink_to(Path("..") / replay_key(cfg) / "corpus")
     names = {split: {t.name for t in load_corpus(root / "corpus", split)} for split in ("train", "validation", "heldout")}
     by_split: dict[str, list[Replay]] = {"train": [], "validation": [], "heldout": []}
@@ -145,66 +159,107 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
         split = next(s for s in ("train", "validation", "heldout") if replay[0].name in names[s])
         by_split[split].append(replay)
 
-    start = time.monotonic()
-    provisional = _chat(train_tokenizer(["x"], vocab_size=263), run)  # bytes only: decodes exactly
-    texts = [provisional.decode(t.token_ids) for t in transcripts(by_split["train"], provisional, run)]
-    tokenizer = train_tokenizer(texts, vocab_size=cfg.tokenizer.vocab_size, pretokenizer=cfg.tokenizer.pretokenizer)
-    chat = _chat(tokenizer, run)
-    timings["tokenizer_s"] = time.monotonic() - start
-
-    sizes = cfg.model.model_dump()
-    seed, warmup = sizes.pop("seed"), cfg.model.copy_warmup
-    del sizes["copy_warmup"]
-    model = build_tiny_qwen3(tokenizer, seed=seed, **sizes)
-    warm = {}
-    if warmup.steps:
-        start = time.monotonic()
-        pool = sorted({i for t in transcripts(by_split["train"], chat, run) for i, r in zip(t.token_ids, t.roles)
-                       if r == Role.ENV})
-        warm = copy_warmup(model, pool, warmup.steps, warmup.length, warmup.batch_size, warmup.lr, seed)
-        timings["copy_warmup_s"] = time.monotonic() - start
-        log(f"copy warm-up: {warmup.steps} steps on random sequences of {len(pool)} output tokens shown twice; "
-            f"copy accuracy {warm['copy_accuracy']:.2f} in {timings['copy_warmup_s']:.1f} s")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the demo's output
-    try:
-        save_checkpoint(root / "model-init", model, tokenizer)
-    finally:
-        hf_logging.enable_progress_bar()
+    chat = _train_tokenizer(cfg, [*by_split["train"], *sessions[:TOKENIZER_SESSIONS]], timings)
+    model, warm = _initial_model(cfg, chat, by_split["train"], timings, log)
+    _save_model(root / ("model-raw" if sessions else "model-init"), model, chat.tokenizer)
     params = sum(p.numel() for p in model.parameters())
+    written = _write_transcripts(root, chat, by_split, run)
+    pretrained: dict[str, Any] = {}
+    if sessions:
+        from echo_rl.demo.pretrain import pretrain
 
-    tok_fp = tokenizer_fingerprint(chat)
-    files = {"train": root / "expert-train.jsonl", "heldout": root / "env-ce-heldout.jsonl",
-             "validation": root / "env-ce-validation.jsonl"}
-    written: dict[str, list[Trajectory]] = {}
-    for split, path in files.items():
-        trajectories = [t for t in transcripts(by_split[split], chat, run) if t.outcome == "solved"]
-        for t in trajectories:
-            t.split = split
-            t.meta["tokenizer"] = tok_fp
-        save_trajectories(path, trajectories)
-        written[split] = trajectories
+        _save_transcripts(root / "sessions.jsonl", transcripts(sessions, chat, run), "pretrain", chat)
+        pretrained = pretrain(cfg, root, root / "sessions.jsonl", len(sessions), written["heldout"], log)
+        timings["pretrain_s"] = pretrained["seconds"]
+        shutil.rmtree(root / "model-raw")
     train = written["train"]
     roles = Counter(role for t in train for role in t.roles)
     stats = {
         "counts": summary_counts,
         "families": {split: sorted({t[0].family for t in rs}) for split, rs in by_split.items()},
         "solved_references": {split: len(ts) for split, ts in written.items()},
-        "vocab_size": len(tokenizer),
+        "vocab_size": len(chat.tokenizer),
         "parameters": params,
         "transcript_tokens_mean": statistics.mean(len(t.token_ids) for t in train) if train else 0,
         "transcript_tokens_max": max((len(t.token_ids) for t in train), default=0),
         "token_roles": {Role(role).name.lower(): count for role, count in sorted(roles.items())},
         "copy_warmup": warm,
+        "pretrain": pretrained,
         "timings": timings,
     }
-    log(f"tokenizer: byte-level BPE, {len(tokenizer)} ids, trained on {len(texts)} transcripts; "
-        f"model: Qwen3ForCausalLM, {params / 1e6:.2f}M parameters; transcripts: "
+    log(f"tokenizer: byte-level BPE, {len(chat.tokenizer)} ids, trained on {len(by_split['train'])} transcripts and "
+        f"{len(sessions)} shell sessions; model: Qwen3ForCausalLM, {params / 1e6:.2f}M parameters; transcripts: "
         f"{stats['transcript_tokens_mean']:.0f} tokens on average")
     atomic_write_text(root / "prepare.json", json.dumps(stats, indent=1))
     atomic_write_text(done, "")
     return Prepared(root, stats)
+
+
+def _train_tokenizer(cfg: DemoConfig, replays: Sequence[Replay], timings: dict[str, float]) -> ChatFormat:
+    """The chat format of a BPE trained on the text of ``replays``' transcripts (rendered once through a
+    provisional byte-level tokenizer, which decodes exactly)."""
+    from echo_rl.models.tokenizer import train_tokenizer
+
+    start = time.monotonic()
+    provisional = _chat(train_tokenizer(["x"], vocab_size=263), cfg.run)
+    texts = [provisional.decode(t.token_ids) for t in transcripts(replays, provisional, cfg.run)]
+    tokenizer = train_tokenizer(texts, vocab_size=cfg.tokenizer.vocab_size, pretokenizer=cfg.tokenizer.pretokenizer)
+    timings["tokenizer_s"] = time.monotonic() - start
+    return _chat(tokenizer, cfg.run)
+
+
+def _initial_model(cfg: DemoConfig, chat: ChatFormat, train: Sequence[Replay], timings: dict[str, float],
+                   log: Callable[[str], None]) -> tuple[Any, dict[str, float]]:
+    """The randomly initialised tiny Qwen3, after the copy warm-up when ``model.copy_warmup.steps``."""
+    from echo_rl.models.tiny import build_tiny_qwen3
+
+    sizes = cfg.model.model_dump()
+    seed, warmup = sizes.pop("seed"), cfg.model.copy_warmup
+    del sizes["copy_warmup"]
+    model = build_tiny_qwen3(chat.tokenizer, seed=seed, **sizes)
+    if not warmup.steps:
+        return model, {}
+    start = time.monotonic()
+    pool = sorted({i for t in transcripts(train, chat, cfg.run) for i, r in zip(t.token_ids, t.roles) if r == Role.ENV})
+    warm = copy_warmup(model, pool, warmup.steps, warmup.length, warmup.batch_size, warmup.lr, seed)
+    timings["copy_warmup_s"] = time.monotonic() - start
+    log(f"copy warm-up: {warmup.steps} steps on random sequences of {len(pool)} output tokens shown twice; "
+        f"copy accuracy {warm['copy_accuracy']:.2f} in {timings['copy_warmup_s']:.1f} s")
+    return model, warm
+
+
+def _save_model(path: Path, model: Any, tokenizer: Any) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from echo_rl.models.load import save_checkpoint
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the demo's output
+    try:
+        save_checkpoint(path, model, tokenizer)
+    finally:
+        hf_logging.enable_progress_bar()
+
+
+def _save_transcripts(path: Path, trajectories: list[Trajectory], split: str, chat: ChatFormat) -> None:
+    from echo_rl.harness.chat import tokenizer_fingerprint
+
+    fingerprint = tokenizer_fingerprint(chat)
+    for t in trajectories:
+        t.split = split
+        t.meta["tokenizer"] = fingerprint
+    save_trajectories(path, trajectories)
+
+
+def _write_transcripts(root: Path, chat: ChatFormat, by_split: dict[str, list[Replay]],
+                       run: RunConfig) -> dict[str, list[Trajectory]]:
+    """The solved reference transcripts of each split, written to the files :class:`Prepared` names."""
+    files = {"train": root / "expert-train.jsonl", "heldout": root / "env-ce-heldout.jsonl",
+             "validation": root / "env-ce-validation.jsonl"}
+    written: dict[str, list[Trajectory]] = {}
+    for split, path in files.items():
+        written[split] = [t for t in transcripts(by_split[split], chat, run) if t.outcome == "solved"]
+        _save_transcripts(path, written[split], split, chat)
+    return written
 
 
 def copy_warmup(model: Any, pool: Sequence[int], steps: int, length: int, batch_size: int, lr: float,
@@ -232,6 +287,38 @@ def copy_warmup(model: Any, pool: Sequence[int], steps: int, length: int, batch_
     return {"steps": steps, "loss": float(loss.detach()), "copy_accuracy": float(accuracy)}
 
 
+def _cached_replays(root: Path, record: Callable[[], tuple[list[Replay], dict[str, Any]]],
+                    log: Callable[[str], None], what: str) -> tuple[list[Replay], dict[str, Any], bool]:
+    """(replays, info, reused): ``root/replays.pkl`` and ``root/replays.json`` when ``root/DONE``, else
+    ``record()``'s, written there first."""
+    if (root / "DONE").is_file():
+        info = json.loads((root / "replays.json").read_text())
+        with (root / "replays.pkl").open("rb") as handle:
+            replays = pickle.load(handle)
+        log(f"reusing {what} ({len(replays)} replays) from {root}")
+        return replays, info, True
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    replays, info = record()
+    with (root / "replays.pkl").open("wb") as handle:
+        pickle.dump(replays, handle)
+    atomic_write_text(root / "replays.json", json.dumps(info))
+    atomic_write_text(root / "DONE", "")
+    return replays, info, False
+
+
+def _replay_all(tasks: Sequence[Task], cfg: RunConfig, what: str, progress: Any) -> tuple[list[Replay], float]:
+    """:func:`replay_references` under a progress bar; with the seconds it took."""
+    start = time.monotonic()
+    bar = progress.add_task(what, total=len(tasks)) if progress is not None else None
+    replays = asyncio.run(replay_references(
+        tasks, cfg, label="echo-rl-demo", on_done=(lambda: progress.advance(bar)) if progress is not None else None,
+    ))
+    if progress is not None:
+        progress.remove_task(bar)
+    return replays, time.monotonic() - start
+
+
 def _corpus_and_replays(
     cfg: DemoConfig, root: Path, log: Callable[[str], None], progress: Any
 ) -> tuple[list[Replay], dict[str, float], dict[str, int]]:
@@ -239,40 +326,49 @@ def _corpus_and_replays(
     ``eval.heldout_transcript_tasks`` validation and held-out tasks (built once, then read back)."""
     from echo_rl.tasks.corpus import build_corpus, load_corpus
 
-    done = root / "DONE"
-    if done.is_file():
-        data = json.loads((root / "replays.json").read_text())
-        with (root / "replays.pkl").open("rb") as handle:
-            replays = pickle.load(handle)
-        log(f"reusing the corpus and {len(replays)} reference replays from {root}")
-        return replays, {"corpus_s": 0.0, "replay_s": 0.0}, data["counts"]
-    shutil.rmtree(root, ignore_errors=True)
     run = cfg.run
-    timings: dict[str, float] = {}
-    start = time.monotonic()
-    summary = build_corpus(root / "corpus", run.tasks, run.sandbox.base_image)
-    splits = {name: load_corpus(root / "corpus", name) for name in ("train", "validation", "heldout")}
-    timings["corpus_s"] = time.monotonic() - start
-    log(f"corpus: {summary.counts} ({summary.duplicates_dropped} near-duplicates replaced) "
-        f"in {timings['corpus_s']:.1f} s")
-    n_ref = run.eval.heldout_transcript_tasks
-    chosen = splits["train"] + splits["validation"][:n_ref] + splits["heldout"][:n_ref]
-    start = time.monotonic()
-    bar = progress.add_task("replaying reference solutions", total=len(chosen)) if progress is not None else None
-    replays = asyncio.run(replay_references(
-        chosen, run, label="echo-rl-demo", on_done=(lambda: progress.advance(bar)) if progress is not None else None,
-    ))
-    if progress is not None:
-        progress.remove_task(bar)
-    timings["replay_s"] = time.monotonic() - start
-    solved = sum(r[2].outcome == "solved" for r in replays)
-    log(f"replayed {len(replays)}/{len(chosen)} reference solutions in {timings['replay_s']:.1f} s "
-        f"({len(chosen) / max(timings['replay_s'], 1e-9):.0f}/s); {solved} solved")
-    with (root / "replays.pkl").open("wb") as handle:
-        pickle.dump(replays, handle)
-    atomic_write_text(root / "replays.json", json.dumps({"counts": summary.counts, "timings": timings}))
-    atomic_write_text(done, "")
-    return replays, timings, summary.counts
+
+    def record() -> tuple[list[Replay], dict[str, Any]]:
+        timings: dict[str, float] = {}
+        start = time.monotonic()
+        summary = build_corpus(root / "corpus", run.tasks, run.sandbox.base_image)
+        splits = {name: load_corpus(root / "corpus", name) for name in ("train", "validation", "heldout")}
+        timings["corpus_s"] = time.monotonic() - start
+        log(f"corpus: {summary.counts} ({summary.duplicates_dropped} near-duplicates replaced) "
+            f"in {timings['corpus_s']:.1f} s")
+        n_ref = run.eval.heldout_transcript_tasks
+        chosen = splits["train"] + splits["validation"][:n_ref] + splits["heldout"][:n_ref]
+        replays, timings["replay_s"] = _replay_all(chosen, run, "replaying reference solutions", progress)
+        solved = sum(r[2].outcome == "solved" for r in replays)
+        log(f"replayed {len(replays)}/{len(chosen)} reference solutions in {timings['replay_s']:.1f} s "
+            f"({len(chosen) / max(timings['replay_s'], 1e-9):.0f}/s); {solved} solved")
+        return replays, {"counts": summary.counts, "timings": timings}
+
+    replays, info, reused = _cached_replays(root, record, log, "the corpus and its reference replays")
+    return replays, {"corpus_s": 0.0, "replay_s": 0.0} if reused else dict(info["timings"]), info["counts"]
+
+
+def session_key(cfg: DemoConfig) -> str:
+    """What the recorded shell sessions depend on: their count and seed, and the sandbox settings."""
+    run = cfg.run
+    return "sessions-" + fingerprint(cfg.pretrain.sessions, cfg.pretrain.seed, run.sandbox.command_timeout_s,
+                                     run.sandbox.workdir, "sessions-v2")
+
+
+def _session_replays(cfg: DemoConfig, root: Path, log: Callable[[str], None], progress: Any,
+                     timings: dict[str, float]) -> list[Replay]:
+    """``pretrain.sessions`` shell sessions (:mod:`echo_rl.tasks.sessions`) replayed in the sandbox (cached)."""
+    from echo_rl.tasks.sessions import session_tasks
+
+    def record() -> tuple[list[Replay], dict[str, Any]]:
+        tasks = session_tasks(cfg.pretrain.sessions, cfg.pretrain.seed)
+        replays, seconds = _replay_all(tasks, cfg.run, "recording shell sessions", progress)
+        log(f"recorded {len(replays)}/{len(tasks)} shell sessions in the sandbox in {seconds:.1f} s")
+        return replays, {"seconds": seconds}
+
+    replays, info, reused = _cached_replays(root, record, log, "the recorded shell sessions")
+    timings["sessions_s"] = 0.0 if reused else info["seconds"]
+    return replays
 
 
 def load_env_ce_sets(prepared: Prepared) -> dict[str, list[Trajectory]]:

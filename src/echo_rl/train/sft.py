@@ -9,10 +9,14 @@ train tasks' reference solutions replayed in the sandbox (real observations,
 ``RUN/rollouts/expert-train.jsonl`` and kept when the verifier solved them. Each step takes the next
 ``train.sft_batch_size`` of them from the seeded sampler; the loss of a transcript s, at temperature 1, is
 
-    L_s = (1/|A_s|) Σ_{t∈A_s} −log p(x_t | x_<t)  +  w · L_env,s        (w = train.sft_env_loss_weight)
+    L_s = (1/|M_s|) Σ_{t∈M_s} −log p(x_t | x_<t)  +  w · L_env,s        (w = train.sft_env_loss_weight)
 
 with L_env the ECHO env term (same targets and normalisation as ``objective.env``), averaged over the
-step's transcripts. ``ceil(sft_epochs · N / sft_batch_size)`` steps; evaluation and checkpoints as in
+step's transcripts. M_s (``train.sft_targets``) is A_s, the action tokens (imitation, the default);
+``actions+env``: A_s ∪ O_s, the observations too; ``all``: every token but the first — prompt, chat
+template, actions, observations — a plain LM loss for pre-training, which also keeps every transcript
+whatever its outcome (a corpus to model, not demonstrations to imitate).
+``ceil(sft_epochs · N / sft_batch_size)`` steps; evaluation and checkpoints as in
 :mod:`echo_rl.train.loop` (pick the checkpoint from the validation curve: ``best`` in its state).
 """
 
@@ -28,10 +32,11 @@ from typing import Any
 
 import torch
 
-from echo_rl.objective.batch import collate
+from echo_rl.objective.batch import Batch, collate
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
 from echo_rl.objective import aggregate, env_term, token_logprobs
+from echo_rl.objective.grpo import masked_mean
 from echo_rl.rollout.expert import record_expert_transcripts
 from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
 from echo_rl.rollout.transcript_file import load_transcript_file
@@ -74,10 +79,21 @@ def expert_demonstrations(session: Session) -> list[Trajectory]:
             save_trajectories(path, [t for t in recording.transcripts if t.outcome == "solved"])
         barrier(session.ctx)
         demos, where = load_trajectories(path), "the train tasks' reference solutions"
-    demos = [t for t in demos if t.outcome == "solved"]
+    demos = [t for t in demos if t.outcome == "solved" or (cfg.train.sft_targets == "all" and t.valid)]
     if not demos:
         raise UserError(f"no solved transcript in {where}: nothing to imitate")
     return demos
+
+
+def sft_target_mask(batch: Batch, targets: str) -> torch.Tensor:
+    """[B, T] bool: the tokens the SFT NLL covers (``train.sft_targets``, module docstring) in valid rows."""
+    if targets == "actions":
+        return batch.action_mask
+    if targets == "actions+env":
+        return batch.action_mask | batch.warning_mask | batch.env_mask
+    mask = batch.attention_mask.bool() & batch.valid[:, None]
+    mask[:, 0] = False  # the first token has no context to be predicted from
+    return mask
 
 
 class SFTTrainer(Loop):
@@ -93,17 +109,20 @@ class SFTTrainer(Loop):
             self.evaluator = session.evaluator(policy)
 
     def micro_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """Action NLL (+ weighted env term) of one micro-batch, with its metrics."""
+        """NLL over the ``train.sft_targets`` tokens (+ weighted env term) of one micro-batch, with its metrics."""
         cfg = self.s.cfg
         module, chunk = self.trained.module, cfg.objective.logprob_chunk_size
         with compute_autocast(autocast_dtype(module, cfg.policy.dtype), self.s.ctx.device):
             logprobs = token_logprobs(module, batch.input_ids, batch.attention_mask, chunk).logprobs
-        action_nll = aggregate(-logprobs, batch.action_mask.float(), "seq_mean", batch.n_seqs, batch.n_action_tokens, 1.0)
+        targets = sft_target_mask(batch, cfg.train.sft_targets).float()
+        nll = aggregate(-logprobs, targets, "seq_mean", batch.n_seqs, batch.n_action_tokens, 1.0)
         env, env_metrics = env_term(logprobs, batch, cfg.objective.env)
         weight = cfg.train.sft_env_loss_weight
-        loss = action_nll + weight * env if weight else action_nll
-        metrics = {"loss": float(loss.detach()), "action_nll": float(action_nll.detach()), "env_ce": env_metrics["env_ce"],
-                   "action_tokens": float(batch.action_mask.sum()), "env_tokens": float(batch.env_mask.sum())}
+        loss = nll + weight * env if weight else nll
+        action_nll = nll if cfg.train.sft_targets == "actions" else masked_mean(-logprobs.detach(), batch.action_mask)
+        metrics = {"loss": float(loss.detach()), "action_nll": float(action_nll), "env_ce": env_metrics["env_ce"],
+                   "action_tokens": float(batch.action_mask.sum()), "env_tokens": float(batch.env_mask.sum()),
+                   "target_tokens": float(targets.sum())}
         return loss, metrics
 
     def train_step(self, step: int) -> tuple[dict[str, Any], list[Alarm]]:
@@ -122,8 +141,9 @@ class SFTTrainer(Loop):
         self.trained.refresh()
         metrics = reduce_metrics(gather_lists(parts, s.ctx))
         elapsed = time.monotonic() - start
+        targets = float(sft_target_mask(batch, cfg.train.sft_targets).sum())
         record = {"kind": "sft", "step": step, **prefixed("update", metrics | {"grad_norm": grad_norm, "lr": lr}),
-                  **prefixed("time", {"step_s": elapsed, "tokens_per_s": batch.n_action_tokens / max(elapsed, 1e-9)})}
+                  **prefixed("time", {"step_s": elapsed, "tokens_per_s": targets / max(elapsed, 1e-9)})}
         s.log(record)
         return record, []
 
