@@ -42,7 +42,7 @@ def recorded(tmp_path_factory):
 
 def test_targets_actions_are_the_action_tokens_and_all_every_token_but_the_first(recorded):
     chat, sessions, _, _ = recorded
-    batch = collate(sessions[:4], [0.0] * 4, make_config().objective, chat.tokenizer.pad_token_id, 1.0)
+    batch = collate(sessions[:4], [0.0] * 4, make_config().objective, chat.tokenizer.pad_token_id, temperature=1.0)
     actions, both, everything = (sft_target_mask(batch, t) for t in ("actions", "actions+env", "all"))
     assert actions.equal(batch.action_mask)
     assert both.equal(batch.action_mask | batch.warning_mask | batch.env_mask)
@@ -59,7 +59,8 @@ def test_pretraining_on_all_tokens_lowers_heldout_env_ce_of_the_untrained_model(
     assert all(t.outcome == "unverified" for t in sessions)  # kept: a corpus, not demonstrations
     run = sft(cfg, tmp_path / "run")
     records = [r for r in RunDir(run).read_metrics() if r["kind"] == "sft"]
-    assert len(records) == 16 and all(r["update/target_tokens"] > r["update/action_tokens"] + r["update/env_tokens"] for r in records)
+    assert len(records) == 16
+    assert all(r["update/target_tokens"] > r["update/action_tokens"] + r["update/env_tokens"] for r in records)
 
     def env_ce(spec: str) -> float:
         model, tokenizer = load_policy_model(resolve_model_spec(spec))
