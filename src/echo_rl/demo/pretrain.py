@@ -48,7 +48,7 @@ def heldout_ce(model: Any, transcripts: Sequence[Trajectory], cfg: RunConfig, pa
 
     if not transcripts:
         return None
-    return heldout_env_ce(model, transcripts, cfg, pad_id, DistContext(), Path("-"))["value"]
+    return heldout_env_ce(model, transcripts, cfg, pad_id, DistContext(), Path("-")).value
 
 
 def pretrain(cfg: DemoConfig, root: Path, sessions_file: Path, n_sessions: int, heldout: Sequence[Trajectory],
