@@ -183,6 +183,13 @@ class PolicyConfig(Section):
         1024, ge=0, description="transformers backend: memory for KV caches reused across turns and episodes"
     )
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (None: torch default)")
+    sampling_threads: int | None = Field(
+        None,
+        ge=1,
+        description="transformers backend on the CPU: torch intra-op threads while it samples (rollouts, "
+        "evaluation), policy.threads again for everything else (None: policy.threads throughout). 1 suits small "
+        "models: a decode step's operations are too small to split, and the sandboxes need the other cores",
+    )
     lora: LoraConfig = LoraConfig()
     vllm: VLLMConfig = VLLMConfig()
 

@@ -53,7 +53,7 @@ def make_policy(cfg: RunConfig, model: PreTrainedModel | None, tokenizer: PreTra
         precision = pc.dtype if weights.dtype == torch.float32 else "float32"  # already loaded in it: as is
         sampled = model.get_base_model() if hasattr(model, "peft_config") else model  # LoRA: adapters in place
         return TransformersPolicy(sampled, pad_token_id=tokenizer.pad_token_id, seed=cfg.seed,
-                                  prefix_cache_mb=pc.prefix_cache_mb,
+                                  prefix_cache_mb=pc.prefix_cache_mb, threads=pc.sampling_threads,
                                   compute=functools.partial(compute_autocast, precision, weights.device))
     if pc.backend == "vllm":
         return VLLMPolicy(str(resolve_checkpoint(model_path or pc.model)), cfg, seed=cfg.seed)

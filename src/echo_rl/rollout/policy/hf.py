@@ -11,7 +11,9 @@ go to whichever rows share a step, so timing decides who gets which. (Log-probs 
 still differ in the last float bits between batch compositions.) Recorded log-probs follow
 :mod:`echo_rl.rollout.policy.base`: log softmax(logits / T) over the full vocabulary in float32, whatever
 the model's dtype. The model is sampled in eval mode; its mode is restored afterwards (a trainer may
-share it). ``compute`` is entered around sampling: a trainer that shares its float32 module passes its
+share it). ``threads`` sets torch's intra-op threads while sampling on the CPU (restored afterwards): a
+decode step of a small model is too small to split, and splitting it across cores the sandboxes also
+need makes every operation wait for a descheduled thread. ``compute`` is entered around sampling: a trainer that shares its float32 module passes its
 compute precision (:func:`echo_rl.train.precision.compute_autocast`), so that the recorded log-probs come
 from the arithmetic the trainer's forward uses and π_old matches π_θ before the update.
 """
@@ -41,7 +43,8 @@ from echo_rl.rollout.policy.kvcache import LayerKV, PrefixCache, cache_from, new
 class TransformersPolicy(Policy):
     """Samples from a ``PreTrainedModel`` (causal LM) on the device it is on when the policy is built.
     ``prefix_cache_mb`` bounds the memory of kept KV caches (0: prefill every prompt in full); ``compute``
-    makes the context sampling runs in (module docstring)."""
+    makes the context sampling runs in, ``threads`` the intra-op threads it uses on the CPU (module docstring;
+    None: the process's setting)."""
 
     continuous = True
 
@@ -53,11 +56,13 @@ class TransformersPolicy(Policy):
         seed: int = 0,
         prefix_cache_mb: int = 1024,
         compute: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+        threads: int | None = None,
     ) -> None:
         self.model = model
         self.compute = compute
         self.pad_token_id = pad_token_id
         self.device = next(model.parameters()).device
+        self.threads = threads if self.device.type == "cpu" else None
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.prefix_cache = PrefixCache(prefix_cache_mb * 2**20)
         # transformers >= 5 names the KV cache argument ``cache``; 4.x calls it ``past_key_values``.
@@ -68,7 +73,7 @@ class TransformersPolicy(Policy):
         training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode(), self.compute():
+            with torch.inference_mode(), self.compute(), intra_op_threads(self.threads):
                 yield
         finally:
             self.model.train(training)
@@ -145,6 +150,19 @@ class TransformersPolicy(Policy):
             positions[row, width - len(new) :] = torch.arange(n, n + len(new))
         cache = _batch_cache(hits, past) if past else new_cache()
         return ids.to(self.device), mask.to(self.device), positions.to(self.device), cache
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` inside (unchanged for None), restored on exit."""
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _batch_cache(hits: list[tuple[int, list[LayerKV] | None]], past: int) -> DynamicCache:

@@ -1,0 +1,158 @@
+"""One RL step of the demo's run configuration: the current settings against a baseline, side by side.
+
+    python benchmarks/rl_step.py --demo runs/demo [--method echo] [--steps 4] [--warmup 1] [key.sub=value …]
+    python benchmarks/rl_step.py --checkpoint CKPT --corpus DIR [...]
+
+Two trainers start from the same SFT checkpoint with the demo's ``run`` config (``demo.runs.run_config``,
+per-step evaluation off): ``new`` as configured, ``baseline`` with the overrides of ``--baseline``
+(default: the settings this benchmark was written for turned off, i.e. the old path). They run the
+same steps interleaved — step s of one, then step s of the other, the order alternating — so both see
+the same machine load, draw the same tasks and, where the sampler gives the same tokens, stay in step.
+Per step: wall time, rollout time (episodes, sandboxes, verifier), update time (collate, forward/backward,
+optimizer) and the process's CPU time; then medians and baseline/new ratios, and whether the two
+trainers sampled the same token ids and computed the same loss at every step. ``--demo OUT`` takes the
+checkpoint chosen by ``echo-rl demo --out OUT --until sft`` (``OUT/sft/selection.json``; the SFT run's
+latest checkpoint when the selection is missing) and the task corpus of ``OUT/cache``.
+Not a test: run it by hand; the figures depend on the machine and its load (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from echo_rl.config import RunConfig, apply_override
+from echo_rl.demo.config import load_demo_config
+from echo_rl.demo.prepare import Prepared
+from echo_rl.demo.runs import run_config
+from echo_rl.train.session import open_session
+from echo_rl.train.trainer import Trainer
+
+# what the baseline turns off: the old path of every optimisation of issue 20.2
+BASELINE = ["policy.sampling_threads=null"]
+
+
+def cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def demo_inputs(out: Path) -> tuple[Path, Path]:
+    """(checkpoint, prepared root) of a demo directory that has run its SFT stage."""
+    selection = out / "sft" / "selection.json"
+    if selection.is_file():
+        checkpoint = Path(json.loads(selection.read_text())["checkpoint"])
+    else:
+        checkpoints = sorted((out / "sft" / "checkpoints").glob("step-*"))
+        if not checkpoints:
+            raise SystemExit(f"{out}: no SFT checkpoint (run `echo-rl demo --out {out} --until sft` first)")
+        checkpoint = checkpoints[-1]
+    roots = [p.parent for p in (out / "cache").glob("*/DONE") if (p.parent / "corpus").is_dir()]
+    if not roots:
+        raise SystemExit(f"{out}/cache: no prepared corpus")
+    return checkpoint, max(roots, key=lambda p: p.stat().st_mtime)
+
+
+def configs(args: argparse.Namespace) -> dict[str, RunConfig]:
+    demo = load_demo_config(())
+    method = next((m for m in demo.methods if m.name == args.method), None)
+    if method is None:
+        raise SystemExit(f"--method: one of {', '.join(m.name for m in demo.methods)}")
+    if args.demo:
+        checkpoint, root = demo_inputs(Path(args.demo))
+    else:
+        checkpoint, root = Path(args.checkpoint), Path(args.corpus).parent
+    base = run_config(demo, method, 0, Prepared(root, {}), checkpoint).model_dump(mode="json")
+    if args.corpus:
+        base["tasks"]["corpus"] = args.corpus
+    out = {}
+    for name, overrides in (("new", args.overrides), ("baseline", [*args.overrides, *args.baseline])):
+        data = json.loads(json.dumps(base))
+        for item in ["train.eval_every=0", "logging.progress=false", "train.save_transcripts=0", *overrides]:
+            apply_override(data, item)
+        out[name] = RunConfig.model_validate(data)
+    return out
+
+
+def timed_step(trainer: Trainer, step: int) -> dict[str, Any]:
+    captured: dict[str, Any] = {}
+    rollouts = trainer.rollouts
+
+    def keep(s: int) -> Any:
+        local, refill = rollouts(s)
+        captured["tokens"] = [t.token_ids for t in local]
+        return local, refill
+
+    trainer.rollouts = keep  # type: ignore[method-assign]
+    cpu, start = cpu_seconds(), time.monotonic()
+    try:
+        record, _ = trainer.train_step(step)
+    finally:
+        del trainer.rollouts
+    wall = time.monotonic() - start
+    return {"wall": wall, "rollout": record["rollout_s"], "update": wall - record["rollout_s"],
+            "cpu": cpu_seconds() - cpu, "tokens": captured["tokens"], "loss": record.get("loss"),
+            "grad_norm": record.get("grad_norm")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--demo", help="a demo output directory after --until sft")
+    parser.add_argument("--checkpoint", help="an SFT checkpoint (with --corpus)")
+    parser.add_argument("--corpus", help="the task corpus directory (default: the demo's)")
+    parser.add_argument("--method", default="echo", help="a demo method (default: echo)")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    parser.add_argument("--baseline", nargs="*", default=BASELINE, help=f"baseline overrides (default: {BASELINE})")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value overrides of the run config (both trainers)")
+    args = parser.parse_args()
+    if not args.demo and not (args.checkpoint and args.corpus):
+        parser.error("--demo, or --checkpoint with --corpus")
+    cfgs = configs(args)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in cfgs}
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = {name: open_session(cfg, Path(tmp) / name, resume=False, splits=("train",), training=True)
+                    for name, cfg in cfgs.items()}
+        trainers = {name: Trainer(session) for name, session in sessions.items()}
+        print(f"{args.method}, {args.steps} steps, {torch.get_num_threads()} torch threads, "
+              f"load {os.getloadavg()[0]:.1f} at start", flush=True)
+        for step in range(1, args.warmup + args.steps + 1):
+            order = list(trainers) if step % 2 else list(reversed(trainers))
+            for name in order:
+                torch.set_num_threads(cfgs[name].policy.threads or torch.get_num_threads())
+                result = timed_step(trainers[name], step)
+                if step <= args.warmup:
+                    print(f"step {step} {name:8s} (warm-up) wall {result['wall']:6.2f} s", flush=True)
+                    continue
+                results[name].append(result)
+                r = results[name][-1]
+                print(f"step {step} {name:8s} wall {r['wall']:6.2f} s  rollout {r['rollout']:6.2f}  "
+                      f"update {r['update']:6.2f}  cpu {r['cpu']:6.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
+        for session in sessions.values():
+            session.close()
+    report(results, args.steps)
+
+
+def report(results: dict[str, list[dict[str, Any]]], steps: int) -> None:
+    print(f"\n{'median over ' + str(steps) + ' steps':24s} {'baseline':>9s} {'new':>9s} {'baseline/new':>13s}")
+    for key in ("wall", "rollout", "update", "cpu"):
+        old, new = (statistics.median(r[key] for r in results[name]) for name in ("baseline", "new"))
+        print(f"{key + ' s':24s} {old:9.2f} {new:9.2f} {old / max(new, 1e-9):12.2f}x")
+    same_tokens = [a["tokens"] == b["tokens"] for a, b in zip(results["baseline"], results["new"])]
+    loss_diff = max(abs((a["loss"] or 0.0) - (b["loss"] or 0.0)) for a, b in zip(results["baseline"], results["new"]))
+    print(f"same sampled token ids in {sum(same_tokens)} of {steps} timed steps; "
+          f"max |loss difference| {loss_diff:.2e}")
+    print(f"load at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
