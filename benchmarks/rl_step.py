@@ -1,11 +1,12 @@
 """One RL step of the demo's run configuration: the current settings against a baseline, side by side.
 
-    python benchmarks/rl_step.py --demo runs/demo [--method echo] [--steps 4] [--warmup 1] [key.sub=value …]
+    python benchmarks/rl_step.py --demo runs/demo [--method echo] [--steps 4] [--warmup 1] [--new k=v …] [--baseline k=v …] [-- key.sub=value …]
     python benchmarks/rl_step.py --checkpoint CKPT --corpus DIR [...]
 
 Two trainers start from the same SFT checkpoint with the demo's ``run`` config (``demo.runs.run_config``,
-per-step evaluation off): ``new`` as configured, ``baseline`` with the overrides of ``--baseline``
-(default: the settings this benchmark was written for turned off, i.e. the old path). They run the
+per-step evaluation off): ``new`` with the overrides of ``--new`` (default ``policy.threads=1``: one
+torch thread for sampling and update), ``baseline`` with those of ``--baseline`` (default none: the
+demo as shipped, 2 threads); positional ``key.sub=value`` overrides apply to both. They run the
 same steps interleaved — step s of one, then step s of the other, the order alternating — so both see
 the same machine load, draw the same tasks and, where the sampler gives the same tokens, stay in step.
 Per step: wall time, rollout time (episodes, sandboxes, verifier), update time (collate, forward/backward,
@@ -37,8 +38,9 @@ from echo_rl.demo.runs import run_config
 from echo_rl.train.session import open_session
 from echo_rl.train.trainer import Trainer
 
-# what the baseline turns off: the old path of every optimisation of issue 20.2
-BASELINE = ["policy.sampling_threads=null"]
+# the default comparison: the demo as shipped (2 torch threads) against one thread for sampling and update
+NEW = ["policy.threads=1"]
+BASELINE: list[str] = []
 
 
 def cpu_seconds() -> float:
@@ -75,7 +77,7 @@ def configs(args: argparse.Namespace) -> dict[str, RunConfig]:
     if args.corpus:
         base["tasks"]["corpus"] = args.corpus
     out = {}
-    for name, overrides in (("new", args.overrides), ("baseline", [*args.overrides, *args.baseline])):
+    for name, overrides in (("new", [*args.overrides, *args.new]), ("baseline", [*args.overrides, *args.baseline])):
         data = json.loads(json.dumps(base))
         for item in ["train.eval_every=0", "logging.progress=false", "train.save_transcripts=0", *overrides]:
             apply_override(data, item)
@@ -112,7 +114,8 @@ def main() -> None:
     parser.add_argument("--method", default="echo", help="a demo method (default: echo)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
-    parser.add_argument("--baseline", nargs="*", default=BASELINE, help=f"baseline overrides (default: {BASELINE})")
+    parser.add_argument("--new", nargs="*", default=NEW, help=f"overrides of the measured trainer (default: {NEW})")
+    parser.add_argument("--baseline", nargs="*", default=BASELINE, help="overrides of the baseline (default: none)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides of the run config (both trainers)")
     args = parser.parse_args()
     if not args.demo and not (args.checkpoint and args.corpus):

@@ -120,7 +120,7 @@ quick:                   # --quick: the same pipeline, small (under 3 minutes); 
 run:                     # the RunConfig every run shares
   name: demo
   seed: 0
-  policy: {model: tiny, threads: 2, sampling_threads: 1}   # sampling on one thread: the sandboxes need the other core
+  policy: {model: tiny, threads: 2}
   harness:
     action_format: plain           # <command>…</command>: the shortest actions for a tiny model
     require_think: false
