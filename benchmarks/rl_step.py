@@ -101,9 +101,9 @@ def timed_step(trainer: Trainer, step: int) -> dict[str, Any]:
     finally:
         del trainer.rollouts
     wall = time.monotonic() - start
-    return {"wall": wall, "rollout": record["rollout_s"], "update": wall - record["rollout_s"],
-            "cpu": cpu_seconds() - cpu, "tokens": captured["tokens"], "loss": record.get("loss"),
-            "grad_norm": record.get("grad_norm")}
+    rollout = record["time/rollout_s"]
+    return {"wall": wall, "rollout": rollout, "update": wall - rollout, "cpu": cpu_seconds() - cpu,
+            "tokens": captured["tokens"], "loss": record.get("update/loss")}
 
 
 def main() -> None:

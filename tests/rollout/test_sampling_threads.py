@@ -10,9 +10,12 @@ import torch
 
 from echo_rl.config import RunConfig
 from echo_rl.models.tiny import build_tiny_qwen3
-from echo_rl.rollout.policy.base import Request
+from echo_rl.rollout.policy.base import Request, SamplingParams
 from echo_rl.rollout.policy.hf import TransformersPolicy, intra_op_threads
 from echo_rl.train.policy_sync import make_policy
+
+
+SAMPLING = SamplingParams(temperature=0.8)
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +62,10 @@ def test_generate_samples_on_one_thread_with_the_same_tokens(chat, two_threads):
     seen = threads_seen(model)
     pad = chat.tokenizer.pad_token_id
     batch, seeds = prompts(chat), [11, 12, 13, 14]
-    plain = TransformersPolicy(model, pad_token_id=pad).generate(batch, 16, temperature=0.8, seeds=seeds)
+    plain = TransformersPolicy(model, pad_token_id=pad).generate(batch, 16, SAMPLING, seeds=seeds)
     assert set(seen) == {2}
     seen.clear()
-    one = TransformersPolicy(model, pad_token_id=pad, threads=1).generate(batch, 16, temperature=0.8, seeds=seeds)
+    one = TransformersPolicy(model, pad_token_id=pad, threads=1).generate(batch, 16, SAMPLING, seeds=seeds)
     assert set(seen) == {1} and torch.get_num_threads() == 2
     assert [g.token_ids for g in one] == [g.token_ids for g in plain]
     for a, b in zip(one, plain, strict=True):
@@ -79,7 +82,7 @@ def test_serve_samples_on_one_thread(chat, two_threads):
     for prompt in prompts(chat):
         inbox.put(Request(prompt, 8, answers.append, seed=3))
     inbox.put(None)
-    worker = threading.Thread(target=policy.serve, args=(inbox,), kwargs={"temperature": 0.8})
+    worker = threading.Thread(target=policy.serve, args=(inbox, SAMPLING))
     worker.start()
     worker.join(60)
     assert len(answers) == 4 and all(len(a.token_ids) == 8 for a in answers)
@@ -87,9 +90,9 @@ def test_serve_samples_on_one_thread(chat, two_threads):
     assert torch.get_num_threads() == 2  # this thread's setting is untouched
 
 
-def test_the_trainer_policy_takes_sampling_threads(model, chat):
+def test_the_trainer_policy_takes_sampling_threads(model, chat, two_threads):
     cfg = RunConfig.model_validate({"policy": {"threads": 2, "sampling_threads": 1}})
-    policy = make_policy(cfg, model, chat.tokenizer, "tiny", training=True, seed=0)
+    policy = make_policy(cfg, model, chat.tokenizer, training=True)
     assert policy.threads == 1
-    default = make_policy(RunConfig(), model, chat.tokenizer, "tiny", training=True, seed=0)
+    default = make_policy(RunConfig(), model, chat.tokenizer, training=True)
     assert default.threads is None

@@ -13,8 +13,8 @@ still differ in the last float bits between batch compositions.) Recorded log-pr
 the model's dtype. The model is sampled in eval mode; its mode is restored afterwards (a trainer may
 share it). ``threads`` sets torch's intra-op threads while sampling on the CPU (restored afterwards): a
 decode step of a small model is too small to split, and splitting it across cores the sandboxes also
-need makes every operation wait for a descheduled thread. ``compute`` is entered around sampling: a trainer that shares its float32 module passes its
-compute precision (:func:`echo_rl.train.precision.compute_autocast`), so that the recorded log-probs come
+need makes every operation wait for a descheduled thread. ``compute`` is entered around sampling: a
+trainer that shares its float32 module passes its compute precision (:func:`echo_rl.train.precision.compute_autocast`), so that the recorded log-probs come
 from the arithmetic the trainer's forward uses and π_old matches π_θ before the update.
 """
 
