@@ -56,5 +56,6 @@ def test_two_process_torchrun_equals_one_process(rl_run, sft_run, tmp_path):
     alone = load_trajectories(rl_run("echo") / "rollouts" / "step-000001.jsonl")
     assert len(ranked) == 4 and [t.token_ids for t in ranked] == [t.token_ids for t in alone[:4]]
     alone_record = next(r for r in RunDir(rl_run("echo")).read_metrics() if r["kind"] == "train")
-    for key in ("reward_mean", "tokens_mean", "turns_mean", "action_tokens", "env_tokens"):
+    for key in ("rollout/reward_mean", "rollout/tokens_mean", "rollout/turns_mean", "rollout/action_tokens",
+                "update/action_tokens", "update/env_tokens"):
         assert train_records[0][key] == alone_record[key], key
