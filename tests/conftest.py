@@ -5,11 +5,46 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import thread as executor_thread
 from dataclasses import dataclass
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _blocking_threads() -> set[threading.Thread]:
+    """Live threads the interpreter waits for at exit (not daemon, not an executor's worker, which
+    ``concurrent.futures`` stops at exit itself)."""
+    return {
+        t for t in threading.enumerate()
+        if t.is_alive() and not t.daemon and t is not threading.main_thread()
+        and getattr(t, "_target", None) is not executor_thread._worker
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running():
+    """A test must not leave a non-daemon thread running: the test process would never exit (CI would
+    hang after the summary). Fails the test that started one, naming it."""
+    before = _blocking_threads()
+    yield
+    left = _blocking_threads() - before
+    for thread in left:
+        thread.join(5)
+    left = {t for t in left if t.is_alive()}
+    assert not left, f"threads left running (the process could not exit): {sorted(t.name for t in left)}"
+
+
+def pytest_unconfigure(config):
+    """Exit, failing, rather than hang at interpreter shutdown when a thread was left running anyway."""
+    left = _blocking_threads()
+    if left:
+        sys.stdout.flush()
+        sys.stderr.write(f"pytest: threads left running, exiting without waiting: {sorted(t.name for t in left)}\n")
+        sys.stderr.flush()
+        os._exit(1)
 
 
 @dataclass

@@ -85,6 +85,7 @@ def test_serve_samples_on_one_thread(chat, two_threads):
     worker = threading.Thread(target=policy.serve, args=(inbox, SAMPLING))
     worker.start()
     worker.join(60)
+    assert not worker.is_alive()  # the None that arrived with the prompts ends it once they are answered
     assert len(answers) == 4 and all(len(a.token_ids) == 8 for a in answers)
     assert set(seen) == {1}
     assert torch.get_num_threads() == 2  # this thread's setting is untouched

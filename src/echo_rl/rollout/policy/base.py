@@ -114,9 +114,10 @@ class Policy(abc.ABC):
         *,
         batch_sizes: list[int] | None = None,
     ) -> None:
-        """Continuous batching with ``sampling``, run on a worker thread until ``None`` arrives in ``inbox``: requests that
-        arrive join the rows being decoded at the next step, and each is answered as soon as its own row
-        finishes. ``batch_sizes`` records the rows of every forward pass."""
+        """Continuous batching with ``sampling``, run on a worker thread: requests that arrive in ``inbox``
+        join the rows being decoded at the next step, and each is answered as soon as its own row finishes.
+        Returns once ``None`` has arrived and every row admitted by then is answered, even when ``None``
+        came along with requests. ``batch_sizes`` records the rows of every forward pass."""
         raise NotImplementedError(f"{type(self).__name__} has no continuous batching")
 
     def close(self) -> None:

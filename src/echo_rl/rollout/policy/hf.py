@@ -112,13 +112,14 @@ class TransformersPolicy(Policy):
         batch_sizes: list[int] | None = None,
     ) -> None:
         batch = DecodeBatch(self, sampling, batch_sizes=batch_sizes)
+        closing = False  # once None has arrived: end when the rows being decoded are done
         with self._sampling_mode():
             while True:
                 arrived = [inbox.get()] if not batch.rows else []
                 with contextlib.suppress(queue.Empty):
                     while True:
                         arrived.append(inbox.get_nowait())
-                closing = None in arrived
+                closing = closing or None in arrived
                 new = [r for r in arrived if r is not None]
                 try:
                     if new:
