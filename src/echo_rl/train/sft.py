@@ -119,8 +119,8 @@ class SFTTrainer(Loop):
         env, env_metrics = env_term(logprobs, batch, cfg.objective.env)
         weight = cfg.train.sft_env_loss_weight
         loss = nll + weight * env if weight else nll
-        action_nll = nll if cfg.train.sft_targets == "actions" else masked_mean(-logprobs.detach(), batch.action_mask)
-        metrics = {"loss": float(loss.detach()), "action_nll": float(action_nll.detach()), "env_ce": env_metrics["env_ce"],
+        action_nll = nll.detach() if cfg.train.sft_targets == "actions" else masked_mean(-logprobs.detach(), batch.action_mask)
+        metrics = {"loss": float(loss.detach()), "action_nll": float(action_nll), "env_ce": env_metrics["env_ce"],
                    "action_tokens": float(batch.action_mask.sum()), "env_tokens": float(batch.env_mask.sum()),
                    "target_tokens": float(targets.sum())}
         return loss, metrics
