@@ -24,6 +24,8 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import Any
 
 import torch
 
+import echo_rl
 from echo_rl.config import RunConfig, apply_override
 from echo_rl.demo.config import load_demo_config
 from echo_rl.demo.prepare import Prepared
@@ -41,6 +44,8 @@ from echo_rl.train.trainer import Trainer
 # the default comparison: the demo as shipped (2 torch threads) against one thread for sampling and update
 NEW = ["policy.threads=1"]
 BASELINE: list[str] = []
+THREADS = torch.get_num_threads()  # the process's own, for configs without policy.threads
+RESULT = "rl_step result: "
 
 
 def cpu_seconds() -> float:
@@ -92,6 +97,7 @@ def timed_step(trainer: Trainer, step: int) -> dict[str, Any]:
     def keep(s: int) -> Any:
         local, refill = rollouts(s)
         captured["tokens"] = [t.token_ids for t in local]
+        captured["logprobs"] = [t.logprobs for t in local]
         return local, refill
 
     trainer.rollouts = keep  # type: ignore[method-assign]
@@ -103,7 +109,57 @@ def timed_step(trainer: Trainer, step: int) -> dict[str, Any]:
     wall = time.monotonic() - start
     rollout = record["time/rollout_s"]
     return {"wall": wall, "rollout": rollout, "update": wall - rollout, "cpu": cpu_seconds() - cpu,
-            "tokens": captured["tokens"], "loss": record.get("update/loss")}
+            "tokens": captured["tokens"], "logprobs": captured["logprobs"], "loss": record.get("update/loss")}
+
+
+class InProcess:
+    """A trainer of ``cfg`` in this process (the code this script imports)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
+        self.threads = cfg.policy.threads
+        self.session = open_session(cfg, run_dir, resume=False, splits=("train",), training=True)
+        self.trainer = Trainer(self.session)
+
+    def step(self, step: int) -> dict[str, Any]:
+        torch.set_num_threads(self.threads or THREADS)
+        return timed_step(self.trainer, step)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class Worker:
+    """A trainer of ``cfg`` in a child process that imports echo_rl from ``src`` (another checkout's code:
+    old against new), driven one step at a time over its stdin/stdout."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, src: Path) -> None:
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(cfg.model_dump_json())
+        env = os.environ | {"PYTHONPATH": str(src)}
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", str(run_dir)], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def step(self, step: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{step}\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith(RESULT):
+                return json.loads(line[len(RESULT):])
+        raise SystemExit(f"worker exited with {self.proc.wait()}")
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def worker(run_dir: Path) -> None:
+    """The child of :class:`Worker`: steps named on stdin, one result line each on stdout."""
+    trainer = InProcess(RunConfig.model_validate_json((run_dir / "config.json").read_text()), run_dir / "run")
+    for line in sys.stdin:
+        print(RESULT + json.dumps(trainer.step(int(line))), flush=True)
+    trainer.close()
 
 
 def main() -> None:
@@ -116,32 +172,38 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
     parser.add_argument("--new", nargs="*", default=NEW, help=f"overrides of the measured trainer (default: {NEW})")
     parser.add_argument("--baseline", nargs="*", default=BASELINE, help="overrides of the baseline (default: none)")
+    parser.add_argument("--baseline-src", help="run the baseline with the echo_rl of this src directory (another "
+                        "checkout, e.g. main's), each trainer in a process of its own")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="key.sub=value overrides of the run config (both trainers)")
     args = parser.parse_args()
+    if args.worker:
+        return worker(Path(args.worker))
     if not args.demo and not (args.checkpoint and args.corpus):
         parser.error("--demo, or --checkpoint with --corpus")
     cfgs = configs(args)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in cfgs}
+    own_src = Path(echo_rl.__file__).resolve().parents[1]
+    srcs = {"new": own_src, "baseline": Path(args.baseline_src).resolve()} if args.baseline_src else {}
     with tempfile.TemporaryDirectory() as tmp:
-        sessions = {name: open_session(cfg, Path(tmp) / name, resume=False, splits=("train",), training=True)
+        trainers = {name: Worker(cfg, Path(tmp) / name, srcs[name]) if srcs else InProcess(cfg, Path(tmp) / name)
                     for name, cfg in cfgs.items()}
-        trainers = {name: Trainer(session) for name, session in sessions.items()}
-        print(f"{args.method}, {args.steps} steps, {torch.get_num_threads()} torch threads, "
-              f"load {os.getloadavg()[0]:.1f} at start", flush=True)
+        print(f"{args.method}, {args.steps} steps, {THREADS} torch threads, load {os.getloadavg()[0]:.1f} at start; "
+              + (f"baseline code {srcs['baseline']}, new {own_src}" if srcs else "both trainers in this process"),
+              flush=True)
         for step in range(1, args.warmup + args.steps + 1):
             order = list(trainers) if step % 2 else list(reversed(trainers))
             for name in order:
-                torch.set_num_threads(cfgs[name].policy.threads or torch.get_num_threads())
-                result = timed_step(trainers[name], step)
+                result = trainers[name].step(step)
                 if step <= args.warmup:
                     print(f"step {step} {name:8s} (warm-up) wall {result['wall']:6.2f} s", flush=True)
                     continue
                 results[name].append(result)
-                r = results[name][-1]
-                print(f"step {step} {name:8s} wall {r['wall']:6.2f} s  rollout {r['rollout']:6.2f}  "
-                      f"update {r['update']:6.2f}  cpu {r['cpu']:6.2f}  load {os.getloadavg()[0]:.1f}", flush=True)
-        for session in sessions.values():
-            session.close()
+                print(f"step {step} {name:8s} wall {result['wall']:6.2f} s  rollout {result['rollout']:6.2f}  "
+                      f"update {result['update']:6.2f}  cpu {result['cpu']:6.2f}  load {os.getloadavg()[0]:.1f}",
+                      flush=True)
+        for trainer in trainers.values():
+            trainer.close()
     report(results, args.steps)
 
 
@@ -152,8 +214,10 @@ def report(results: dict[str, list[dict[str, Any]]], steps: int) -> None:
         print(f"{key + ' s':24s} {old:9.2f} {new:9.2f} {old / max(new, 1e-9):12.2f}x")
     same_tokens = [a["tokens"] == b["tokens"] for a, b in zip(results["baseline"], results["new"])]
     loss_diff = max(abs((a["loss"] or 0.0) - (b["loss"] or 0.0)) for a, b in zip(results["baseline"], results["new"]))
-    print(f"same sampled token ids in {sum(same_tokens)} of {steps} timed steps; "
-          f"max |loss difference| {loss_diff:.2e}")
+    logprob_diff = max((abs(x - y) for a, b, same in zip(results["baseline"], results["new"], same_tokens) if same
+                        for u, v in zip(a["logprobs"], b["logprobs"]) for x, y in zip(u, v)), default=float("nan"))
+    print(f"same sampled token ids in {sum(same_tokens)} of {steps} timed steps; max |loss difference| "
+          f"{loss_diff:.2e}; max |log-prob difference| of the same tokens {logprob_diff:.2e}")
     print(f"load at end {os.getloadavg()[0]:.1f}")
 
 

@@ -70,17 +70,24 @@ def test_infra_error_and_empty_rollouts_keep_a_row_with_empty_masks():
     assert batch.attention_mask[3].tolist() == [1] + [0] * (batch.input_ids.shape[1] - 1)
 
 
-def test_micro_batches_keep_the_step_denominators_and_stats():
+def test_micro_batches_group_rows_longest_first_and_keep_the_step_denominators_and_stats():
     batch = make_batch(standard_trajectories())
-    parts = batch.micro_batches(4)
-    assert [len(p) for p in parts] == [4, 2]
+    lengths = batch.attention_mask.sum(1)
+    parts, rows = batch.micro_batches(4), batch.micro_batch_rows(4)
+    assert [len(p) for p in parts] == [4, 2] and [len(r) for r in rows] == [4, 2]
+    assert sorted(torch.cat(rows).tolist()) == list(range(len(batch)))  # every row once
+    assert min(lengths[rows[0]]) >= max(lengths[rows[1]])  # the longest rows together
     assert all(p.n_seqs == batch.n_seqs and p.n_action_tokens == batch.n_action_tokens for p in parts)
     assert parts[1].stats is batch.stats
-    for part, rows in zip(parts, (slice(0, 4), slice(4, 6))):
-        length = int(batch.attention_mask[rows].sum(1).max())  # each part is cut to its longest row
-        assert part.input_ids.shape[1] == length and not batch.attention_mask[rows, length:].any()
-        assert torch.equal(part.target_mask, batch.target_mask[rows, :length])
-        assert torch.equal(part.advantages, batch.advantages[rows])
+    for part, index in zip(parts, rows):
+        length = int(lengths[index].max())  # each part is cut to its longest row
+        assert part.input_ids.shape[1] == length and not batch.attention_mask[index, length:].any()
+        assert torch.equal(part.target_mask, batch.target_mask[index, :length])
+        assert torch.equal(part.advantages, batch.advantages[index])
+        assert torch.equal(part.group_ids, batch.group_ids[index])
+    padded = sum(p.input_ids.numel() for p in parts)
+    consecutive = sum(int(lengths[i : i + 4].max()) * len(lengths[i : i + 4]) for i in range(0, len(batch), 4))
+    assert padded < consecutive  # the standard rollouts are not in length order
 
 
 def test_explicit_group_ids_and_advantages_are_kept():

@@ -10,6 +10,7 @@ from echo_rl.objective import (
     batch_logprobs,
     echo_loss,
     env_cross_entropy,
+    frozen_logprobs,
     full_logits_logprobs,
     policy_term,
     scheduled_lambda,
@@ -136,6 +137,18 @@ def test_micro_batch_losses_and_gradients_sum_to_the_full_batch(model):
     assert total == pytest.approx(full_loss.item(), rel=1e-5)
     for p, w in zip(model.parameters(), full):
         torch.testing.assert_close(p.grad, w, rtol=1e-4, atol=1e-7)
+
+
+def test_frozen_logprobs_put_each_micro_batch_back_in_its_own_rows(model):
+    """The micro-batches group rows by length, not in order: their log-probs must land in the rows they came from."""
+    cfg = ObjectiveConfig()
+    batch = make_batch(standard_trajectories(), cfg)
+    assert torch.cat(batch.micro_batch_rows(4)).tolist() != list(range(len(batch)))  # the case under test
+    got = frozen_logprobs(model, batch, cfg, 4, "cpu")
+    with torch.no_grad():
+        want = batch_logprobs(model, batch, cfg, with_entropy=False).logprobs
+    real = batch.attention_mask.bool()
+    torch.testing.assert_close(got[real], want[real], rtol=1e-5, atol=1e-6)
 
 
 def test_heldout_env_ce_is_at_temperature_one(model):

@@ -117,10 +117,17 @@ class Batch:
         }
         return dataclasses.replace(self, **changes)
 
+    def micro_batch_rows(self, size: int) -> list[Tensor]:
+        """Row indices of each micro-batch: the rows longest first (stable: rows of equal length keep their
+        order), ``size`` at a time. Rows of like length share a micro-batch, and each is cut to its own
+        longest row, so less padding is computed than with consecutive rows."""
+        return list(torch.argsort(-self.attention_mask.sum(1), stable=True).split(size))
+
     def micro_batches(self, size: int) -> list[Batch]:
-        """Consecutive slices of at most ``size`` rows, each cut to its own longest row and keeping the
-        step's denominators and stats."""
-        return [self._rows(slice(start, start + size)) for start in range(0, len(self), size)]
+        """The micro-batches of :meth:`micro_batch_rows`, each cut to its own longest row and keeping the
+        step's denominators and stats. Every loss and metric of the objective is a sum over rows (or a
+        weighted mean of such sums), so the order rows are grouped in changes only float rounding."""
+        return [self._rows(rows) for rows in self.micro_batch_rows(size)]
 
     def group_parts(self, parts: int) -> list[Batch]:
         """``parts`` mini-batches of whole groups (a group's rows are consecutive): group k of G goes to part
@@ -130,10 +137,10 @@ class Batch:
         starts = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]] + [len(ids)]
         groups = len(starts) - 1
         bounds = [starts[-(-k * groups // parts)] for k in range(parts + 1)]  # first group of part k: ⌈k·G/P⌉
-        return [self._rows(slice(bounds[k], bounds[k + 1])) for k in range(parts)]
+        return [self._rows(torch.arange(bounds[k], bounds[k + 1])) for k in range(parts)]
 
-    def _rows(self, rows: slice) -> Batch:
-        length = int(self.attention_mask[rows].sum(1).max()) if rows.stop > rows.start else 1
+    def _rows(self, rows: Tensor) -> Batch:
+        length = int(self.attention_mask[rows].sum(1).max()) if len(rows) else 1
         return self._map_tensors(lambda t: t[rows, :length] if t.dim() == 2 else t[rows])
 
     def to(self, device: torch.device | str) -> Batch:

@@ -73,11 +73,9 @@ def frozen_logprobs(model: torch.nn.Module, batch: Batch, cfg: ObjectiveConfig, 
     over the same micro-batches the update uses, on ``device``: a reference model's log-probs, or the
     policy's before an update. The caller sets the compute precision."""
     out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
-    start = 0
-    for micro in batch.micro_batches(micro_batch_size):
+    for rows, micro in zip(batch.micro_batch_rows(micro_batch_size), batch.micro_batches(micro_batch_size)):
         logprobs = batch_logprobs(model, micro.to(device), cfg, with_entropy=False).logprobs
-        out[start : start + len(micro), : logprobs.shape[1]] = logprobs.float().cpu()
-        start += len(micro)
+        out[rows, : logprobs.shape[1]] = logprobs.float().cpu()
     return out
 
 

@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache
 
 from echo_rl.rollout.policy.base import Generation, Request, SamplingParams
-from echo_rl.rollout.policy.kvcache import BLOCK, LayerKV, cache_from, layers, row_kv, shared_prefixes
+from echo_rl.rollout.policy.kvcache import BLOCK, gathered, row_kv, shared_prefixes, stacked
 
 if TYPE_CHECKING:
     from echo_rl.rollout.policy.hf import TransformersPolicy
@@ -194,8 +194,10 @@ class DecodeBatch:
         if len(keep) == len(s.rows):
             return s
         index = torch.tensor(keep, device=s.mask.device)
-        kv = [(keys[index], values[index]) for keys, values in layers(s.cache)]
-        return _trimmed([s.rows[i] for i in keep], kv, s.mask[index], s.tokens[index], s.positions[index])
+        mask = s.mask[index]
+        start = _first_used(mask)
+        return _State([s.rows[i] for i in keep], gathered(s.cache, index, start), mask[:, start:],
+                      s.tokens[index], s.positions[index])
 
     def _merge(self, new: _State | None) -> None:
         """Join ``new`` rows to the batch: both caches left-padded to one length (all-pad columns dropped)."""
@@ -204,38 +206,26 @@ class DecodeBatch:
             return
         old = self.state
         width = max(old.mask.shape[1], new.mask.shape[1])
-        kv = [
-            tuple(torch.cat([_pad_left(a, width), _pad_left(b, width)]) for a, b in zip(o, n, strict=True))
-            for o, n in zip(layers(old.cache), layers(new.cache), strict=True)
-        ]
         mask = torch.cat([_pad_left(old.mask, width), _pad_left(new.mask, width)])
-        self.state = _trimmed(
+        start = _first_used(mask)
+        self.state = _State(
             old.rows + new.rows,
-            kv,
-            mask,
+            stacked([old.cache, new.cache], width, start),
+            mask[:, start:],
             torch.cat([old.tokens, new.tokens]),
             torch.cat([old.positions, new.positions]),
         )
 
 
-def _trimmed(
-    rows: list[_Row], kv: list[LayerKV], mask: torch.Tensor, tokens: torch.Tensor, positions: torch.Tensor
-) -> _State:
-    """A state of these tensors without the leading positions that are padding in every row."""
-    start = int(mask.any(0).nonzero()[0])
-    cache = cache_from([(keys[:, :, start:], values[:, :, start:]) for keys, values in kv])
-    return _State(rows, cache, mask[:, start:], tokens, positions)
+def _first_used(mask: torch.Tensor) -> int:
+    """The first position that is not padding in every row of ``mask`` [B, T]."""
+    return int(mask.any(0).nonzero()[0])
 
 
-def _pad_left(t: torch.Tensor, width: int) -> torch.Tensor:
-    """``t`` (mask [B, T] or KV [B, H, T, D]) zero-padded on the left of its position axis to ``width``."""
-    axis = 1 if t.dim() == 2 else 2
-    missing = width - t.shape[axis]
-    if missing == 0:
-        return t
-    shape = list(t.shape)
-    shape[axis] = missing
-    return torch.cat([t.new_zeros(shape), t], dim=axis)
+def _pad_left(mask: torch.Tensor, width: int) -> torch.Tensor:
+    """``mask`` [B, T] zero-padded on the left to ``width`` positions."""
+    missing = width - mask.shape[1]
+    return mask if missing == 0 else torch.cat([mask.new_zeros(mask.shape[0], missing), mask], dim=1)
 
 
 def truncate(logits: torch.Tensor, top_p: float, top_k: int) -> torch.Tensor:

@@ -37,7 +37,7 @@ from echo_rl.rollout.policy.base import (
     prompt_seeds,
 )
 from echo_rl.rollout.policy.decode import DecodeBatch
-from echo_rl.rollout.policy.kvcache import LayerKV, PrefixCache, cache_from, new_cache
+from echo_rl.rollout.policy.kvcache import LayerKV, PrefixCache, cache_in_rooms, new_cache, new_rooms
 
 
 class TransformersPolicy(Policy):
@@ -167,14 +167,12 @@ def intra_op_threads(threads: int | None) -> Iterator[None]:
 
 
 def _batch_cache(hits: list[tuple[int, list[LayerKV] | None]], past: int) -> DynamicCache:
-    """A batch cache of ``past`` positions holding each row's cached prefix right-aligned."""
-    template = next(kv for _, kv in hits if kv is not None)
-    batched = []
-    for layer, (keys, _) in enumerate(template):
-        shape = (len(hits), keys.shape[0], past, keys.shape[2])
-        batch_keys, batch_values = keys.new_zeros(shape), keys.new_zeros(shape)
+    """A batch cache of ``past`` positions holding each row's cached prefix right-aligned (zeros before it)."""
+    template = [(keys[None], values[None]) for keys, values in next(kv for _, kv in hits if kv is not None)]
+    rooms = new_rooms(template, len(hits), past)
+    for layer, (batch_keys, batch_values) in enumerate(rooms):
         for row, (n, kv) in enumerate(hits):
+            batch_keys[row, :, : past - n], batch_values[row, :, : past - n] = 0, 0
             if kv is not None:
-                batch_keys[row, :, past - n :], batch_values[row, :, past - n :] = kv[layer]
-        batched.append((batch_keys, batch_values))
-    return cache_from(batched)
+                batch_keys[row, :, past - n : past], batch_values[row, :, past - n : past] = kv[layer]
+    return cache_in_rooms(rooms, past)

@@ -63,7 +63,7 @@ if DynamicLayer is not None:
                 or held.shape[0] != room.shape[0]
                 or room.shape[-2] < total
             ):
-                shape = (*key_states.shape[:2], total + max(64, total // 2), key_states.shape[-1])
+                shape = (*key_states.shape[:2], room_length(total), key_states.shape[-1])
                 self._key_room, self._value_room = key_states.new_empty(shape), value_states.new_empty(shape)
                 if held is not None:
                     self._key_room[:, :, :length] = held
@@ -74,6 +74,11 @@ if DynamicLayer is not None:
             self.keys, self.values = self._key_room[:, :, :total], self._value_room[:, :, :total]
             self.device, self.dtype, self.is_initialized = key_states.device, key_states.dtype, True
             return self.keys, self.values
+
+
+def room_length(length: int) -> int:
+    """Positions to allocate for a cache layer of ``length`` positions: half as many again, at least 64 spare."""
+    return length + max(64, length // 2)
 
 
 def layers(cache: DynamicCache) -> list[LayerKV]:
@@ -100,10 +105,63 @@ def cache_from(kv: list[LayerKV]) -> DynamicCache:
     return cache
 
 
+def new_rooms(template: list[LayerKV], rows: int, length: int) -> list[LayerKV]:
+    """Uninitialised (keys, values) per layer, [rows, kv_heads, room_length(length), head_dim] with the
+    dtype and device of ``template``'s layers: fill the first ``length`` positions, then
+    :func:`cache_in_rooms`."""
+    shape = lambda t: (rows, t.shape[1], room_length(length), t.shape[3])  # noqa: E731
+    return [(keys.new_empty(shape(keys)), values.new_empty(shape(values))) for keys, values in template]
+
+
+def cache_in_rooms(rooms: list[LayerKV], length: int) -> DynamicCache:
+    """A cache whose layer l holds the first ``length`` positions of ``rooms[l]`` (:func:`new_rooms`, filled)
+    and appends the next positions into the rest in place — built without copying (a copy where
+    transformers has no cache layers)."""
+    if DynamicLayer is None:
+        return cache_from([(keys[:, :, :length], values[:, :, :length]) for keys, values in rooms])
+    cache = new_cache()
+    for keys, values in rooms:
+        layer = _GrowingLayer()
+        layer._key_room, layer._value_room = keys, values
+        layer.keys, layer.values = keys[:, :, :length], values[:, :, :length]
+        layer.device, layer.dtype, layer.is_initialized = keys.device, keys.dtype, True
+        cache.layers.append(layer)
+    return cache
+
+
+def gathered(cache: DynamicCache, index: torch.Tensor, start: int) -> DynamicCache:
+    """The rows ``index`` of ``cache`` from position ``start`` on, gathered straight into new rooms (one copy)."""
+    kv = layers(cache)
+    length = kv[0][0].shape[2] - start
+    rooms = new_rooms(kv, len(index), length)
+    for (keys, values), (key_room, value_room) in zip(kv, rooms, strict=True):
+        torch.index_select(keys[:, :, start:], 0, index, out=key_room[:, :, :length])
+        torch.index_select(values[:, :, start:], 0, index, out=value_room[:, :, :length])
+    return cache_in_rooms(rooms, length)
+
+
+def stacked(caches: list[DynamicCache], width: int, start: int) -> DynamicCache:
+    """The rows of ``caches`` one after another, each cache's positions right-aligned in ``width`` (zeros on
+    the left, where its rows are masked), from position ``start`` on: one copy into new rooms."""
+    parts = [layers(cache) for cache in caches]
+    length = width - start
+    rooms = new_rooms(parts[0], sum(kv[0][0].shape[0] for kv in parts), length)
+    row = 0
+    for kv in parts:
+        rows, held = kv[0][0].shape[0], kv[0][0].shape[2]
+        left = width - held - start  # zero columns before this cache's positions (negative: some are cut)
+        for (keys, values), room in zip(kv, rooms, strict=True):
+            for source, target in zip((keys, values), room, strict=True):
+                target[row : row + rows, :, : max(left, 0)] = 0
+                target[row : row + rows, :, max(left, 0) : length] = source[:, :, max(-left, 0) :]
+        row += rows
+    return cache_in_rooms(rooms, length)
+
+
 def row_kv(cache: DynamicCache, row: int, mask: torch.Tensor) -> list[LayerKV]:
-    """One row's keys and values at its unpadded positions (``mask`` [T] of 0/1)."""
+    """One row's keys and values at its unpadded positions (``mask`` [T] of 0/1): copies (boolean indexing)."""
     keep = mask.bool()
-    return [(keys[row][:, keep].clone(), values[row][:, keep].clone()) for keys, values in layers(cache)]
+    return [(keys[row][:, keep], values[row][:, keep]) for keys, values in layers(cache)]
 
 
 BLOCK = 16  # tokens per indexed block; shorter matches are not worth a lookup
