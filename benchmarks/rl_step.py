@@ -2,6 +2,7 @@
 
     python benchmarks/rl_step.py --demo runs/demo [--method echo] [--steps 4] [--warmup 1] [--new k=v …] [--baseline k=v …] [-- key.sub=value …]
     python benchmarks/rl_step.py --checkpoint CKPT --corpus DIR [...]
+    python benchmarks/rl_step.py --demo runs/demo --new --baseline --baseline-src ../main/src   # new code vs old
 
 Two trainers start from the same SFT checkpoint with the demo's ``run`` config (``demo.runs.run_config``,
 per-step evaluation off): ``new`` with the overrides of ``--new`` (default ``policy.threads=1``: one
@@ -11,7 +12,11 @@ same steps interleaved — step s of one, then step s of the other, the order al
 the same machine load, draw the same tasks and, where the sampler gives the same tokens, stay in step.
 Per step: wall time, rollout time (episodes, sandboxes, verifier), update time (collate, forward/backward,
 optimizer) and the process's CPU time; then medians and baseline/new ratios, and whether the two
-trainers sampled the same token ids and computed the same loss at every step. ``--demo OUT`` takes the
+trainers sampled the same token ids and computed the same loss at every step, and the largest difference
+of the log-probs they recorded for the same tokens. ``--baseline-src DIR`` compares code rather than
+settings: the baseline imports echo_rl from DIR (e.g. a checkout of main), the new trainer this script's
+echo_rl, each in a child process driven step by step (same interleaving; CPU time per process).
+``--demo OUT`` takes the
 checkpoint chosen by ``echo-rl demo --out OUT --until sft`` (``OUT/sft/selection.json``; the SFT run's
 latest checkpoint when the selection is missing) and the task corpus of ``OUT/cache``.
 Not a test: run it by hand; the figures depend on the machine and its load (printed).

@@ -2,7 +2,7 @@
 
 import torch
 
-from echo_rl.rollout.policy.kvcache import cache_from, gathered, layers, stacked
+from echo_rl.rollout.policy.kvcache import cache_from, gathered, layers, row_kv, stacked
 
 
 def _cache(rows: int, length: int, seed: int):
@@ -41,3 +41,15 @@ def test_stacked_caches_are_right_aligned_with_zeros_before_and_the_leading_colu
         assert torch.equal(keys[2:, :, 2:], new_k)
     step = _append_one(out, 5, 4)
     assert torch.equal(layers(out)[0][0][:, :, -1:], step[0][0]) and layers(out)[0][0].shape[2] == 7
+
+
+def test_row_kv_copies_one_rows_unpadded_positions_around_a_gap():
+    cache, kv = _cache(3, 8, 5)
+    mask = torch.tensor([0, 1, 1, 0, 0, 1, 1, 1])  # [pad][cached prefix][pad][new tokens], as a prefill lays out
+    out = row_kv(cache, 1, mask)
+    for (keys, values), (want_k, want_v) in zip(out, kv):
+        assert torch.equal(keys, want_k[1][:, [1, 2, 5, 6, 7]]) and torch.equal(values, want_v[1][:, [1, 2, 5, 6, 7]])
+    before = out[0][0].clone()
+    for keys, values in layers(cache):
+        keys.zero_(), values.zero_()
+    assert torch.equal(out[0][0], before)  # a copy: the batch cache's rooms are reused after the row leaves

@@ -159,9 +159,10 @@ def stacked(caches: list[DynamicCache], width: int, start: int) -> DynamicCache:
 
 
 def row_kv(cache: DynamicCache, row: int, mask: torch.Tensor) -> list[LayerKV]:
-    """One row's keys and values at its unpadded positions (``mask`` [T] of 0/1): copies (boolean indexing)."""
-    keep = mask.bool()
-    return [(keys[row][:, keep], values[row][:, keep]) for keys, values in layers(cache)]
+    """One row's keys and values at its unpadded positions (``mask`` [T] of 0/1), copied: the positions are
+    found once for every layer (boolean indexing would search the mask again for each tensor)."""
+    keep = mask.nonzero()[:, 0]
+    return [(keys[row].index_select(1, keep), values[row].index_select(1, keep)) for keys, values in layers(cache)]
 
 
 BLOCK = 16  # tokens per indexed block; shorter matches are not worth a lookup
