@@ -16,9 +16,9 @@ trainers sampled the same token ids and computed the same loss at every step, an
 of the log-probs they recorded for the same tokens. ``--baseline-src DIR`` compares code rather than
 settings: the baseline imports echo_rl from DIR (e.g. a checkout of main), the new trainer this script's
 echo_rl, each in a child process driven step by step (same interleaving; CPU time per process).
-``--demo OUT`` takes the
-checkpoint chosen by ``echo-rl demo --out OUT --until sft`` (``OUT/sft/selection.json``; the SFT run's
-latest checkpoint when the selection is missing) and the task corpus of ``OUT/cache``.
+``--demo OUT`` takes the checkpoint chosen by ``echo-rl demo --out OUT --until sft``
+(``OUT/sft/selection.json``; the SFT run's latest checkpoint when the selection is missing) and the task
+corpus of ``OUT/cache``.
 Not a test: run it by hand; the figures depend on the machine and its load (printed).
 """
 
