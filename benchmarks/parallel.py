@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from echo_rl.config import config_from_dict
+from echo_rl.configfile import config_from_dict
 from echo_rl.objective import LambdaBalancer
 from echo_rl.distributed import gather_lists, init_distributed, shard
 from echo_rl.train.memory import peak_memory

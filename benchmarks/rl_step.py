@@ -39,7 +39,12 @@ from typing import Any
 import torch
 
 import echo_rl
-from echo_rl.config import RunConfig, apply_override
+from echo_rl.config import RunConfig
+
+try:
+    from echo_rl.configfile import apply_override
+except ImportError:  # a --baseline-src checkout from before configfile.py
+    from echo_rl.config import apply_override
 from echo_rl.demo.config import load_demo_config
 from echo_rl.demo.prepare import Prepared
 from echo_rl.demo.runs import run_config

@@ -24,7 +24,8 @@ import time
 
 import torch
 
-from echo_rl.config import RunConfig, apply_override
+from echo_rl.config import RunConfig
+from echo_rl.configfile import apply_override
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.models.load import load_policy_model
 from echo_rl.rollout.episode import EpisodeRequest, EpisodeRunner, run_episodes

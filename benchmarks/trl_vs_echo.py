@@ -66,7 +66,7 @@ def _peak_rss_mb() -> float:
 
 
 def worker_echo_rl(a: argparse.Namespace, turns: int, out: Path) -> dict:
-    from echo_rl.config import load_config_args
+    from echo_rl.configfile import load_config_args
     from echo_rl.train.trainer import train
 
     cfg = load_config_args(_base_config(a, turns, a.steps) + ["objective.algorithm=echo"])
@@ -88,7 +88,7 @@ def worker_trl(a: argparse.Namespace, turns: int, out: Path, echo: bool) -> dict
     from trl import GRPOConfig, GRPOTrainer
     from trl.chat_template_utils import qwen3_chat_template
 
-    from echo_rl.config import load_config_args
+    from echo_rl.configfile import load_config_args
     from echo_rl.integrations.trl import EchoGRPOTrainer, environment_class
     from echo_rl.models.load import load_policy_model
     from echo_rl.tasks.corpus import export_tasks

@@ -1,6 +1,7 @@
 import pytest
 
-from echo_rl.config import RunConfig, dump_config, load_config, load_config_args
+from echo_rl.config import RunConfig
+from echo_rl.configfile import dump_config, load_config, load_config_args
 from echo_rl.errors import UserError
 
 

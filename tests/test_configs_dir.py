@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from echo_rl.config import load_config
+from echo_rl.configfile import load_config
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
 # demo configs (echo-rl demo CONFIG) hold a list of methods or extend one that does: see test_demo.py

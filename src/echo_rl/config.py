@@ -3,21 +3,15 @@
 One YAML file describes a run; every section is a pydantic model with defaults that reproduce the
 paper's recipe (ECHO, arXiv 2605.24517, §3–4) where the paper fixes a value. Unknown keys are errors.
 
-    cfg = load_config("configs/tiny.yaml", ["objective.env.lam=0.01", "train.steps=3"])
-
-Overrides are ``dotted.key=value`` strings; the value is parsed as YAML (``1e-6``, ``true``, ``[1,2]``).
-Any validation problem becomes a one-line :class:`~echo_rl.errors.UserError` naming the file and field.
+Reading a file with ``key.sub=value`` overrides, and the one-line errors naming file and field, are
+:mod:`echo_rl.configfile`'s (``load_config("configs/tiny.yaml", ["train.steps=3"])``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from echo_rl.errors import UserError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -493,87 +487,3 @@ class RunConfig(Section):
             raise ValueError("parallel.mode=fsdp2 cannot measure per-term gradients (objective.grad_probe_every, "
                              "objective.env.balance.separate_clip); use parallel.mode=ddp")
         return self
-
-
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "<root>"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "no such field"
-    return f"{source}: {field}: {message}"
-
-
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply one ``dotted.key=value`` override to a nested dict, parsing the value as YAML."""
-    key, sep, raw = override.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"override {override!r}: expected key.sub=value")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    node = data
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise UserError(f"override {override!r}: {part} is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfig:
-    """Validate a plain dict into a :class:`RunConfig`; errors name ``source`` and the field."""
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as err:
-        raise UserError(_format_validation_error(err, source)) from None
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with one-line errors for a missing file or bad YAML."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("no such config file", where=str(path))
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark else ""
-        raise UserError(f"{line}invalid YAML ({getattr(err, 'problem', err)})", where=str(path)) from None
-    if not isinstance(data, dict):
-        raise UserError("top level must be a mapping", where=str(path))
-    return data
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides."""
-    data = read_yaml(path) if path is not None else {}
-    for override in overrides:
-        apply_override(data, override)
-    source = str(path) if path is not None else "<defaults>"
-    if overrides:
-        source += " (with overrides)"
-    return config_from_dict(data, source)
-
-
-def load_config_args(args: list[str] | tuple[str, ...], base: dict[str, Any] | None = None) -> RunConfig:
-    """Resolve command-line style ``[CONFIG] [key.sub=value …]``: the first argument without ``=`` is a
-    YAML file; without one, ``base`` (or the defaults) is the starting point."""
-    overrides = list(args)
-    path = overrides.pop(0) if overrides and "=" not in overrides[0] else None
-    stray = [arg for arg in overrides if "=" not in arg]
-    if stray:
-        raise UserError(f"unexpected argument {stray[0]!r}: overrides look like key.sub=value")
-    if path is not None or base is None:
-        return load_config(path, overrides)
-    data = dict(base)
-    for override in overrides:
-        apply_override(data, override)
-    return config_from_dict(data, "<defaults> (with overrides)" if overrides else "<defaults>")
-
-
-def dump_config(cfg: BaseModel) -> str:
-    """The config as YAML, every field written out (what a run directory stores next to its outputs)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -11,7 +11,7 @@ import pytest
 from train_configs import make_config
 
 from echo_rl.cli import main
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 from echo_rl.models.load import resolve_checkpoint
 
 

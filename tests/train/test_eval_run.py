@@ -8,7 +8,7 @@ import json
 from train_configs import make_config
 
 from echo_rl.cli import main
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 from echo_rl.rollout.trajectory import load_trajectories
 
 

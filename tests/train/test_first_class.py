@@ -13,7 +13,7 @@ import pytest
 from train_configs import make_config
 
 from echo_rl.cli import main
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.models.load import load_policy_model
 from echo_rl.rollout.expert import record_expert_transcripts

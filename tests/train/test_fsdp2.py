@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from train_configs import rl_config
 from transformers import AutoModelForCausalLM
 
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 from echo_rl.rollout.trajectory import load_trajectories, save_trajectories
 from echo_rl.rundir import RunDir
 from echo_rl.train.checkpoint import latest_checkpoint

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from echo_rl.config import load_config
+from echo_rl.configfile import load_config
 from echo_rl.rundir import RunDir
 from echo_rl.train.checkpoint import latest_checkpoint
 

@@ -12,7 +12,7 @@ import time
 from train_configs import rl_config
 
 from echo_rl.cli import main
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 from echo_rl.rundir import RunDir
 from echo_rl.sandbox.owner import state_root
 from echo_rl.sandbox.procs import with_argument

@@ -12,7 +12,7 @@ import torch
 from train_configs import make_config
 
 from echo_rl.cli import main
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 from echo_rl.errors import UserError
 from echo_rl.models.load import load_policy_model
 from echo_rl.rollout.policy.hf import TransformersPolicy

@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "objective"))
 from objective_helpers import standard_trajectories, tiny_model  # noqa: E402
 
-from echo_rl.config import config_from_dict  # noqa: E402
+from echo_rl.configfile import config_from_dict  # noqa: E402
 from echo_rl.distributed import DistContext  # noqa: E402
 from echo_rl.objective import LambdaBalancer, echo_loss  # noqa: E402
 from echo_rl.train.metrics import merged, prefixed  # noqa: E402

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from train_configs import make_config, rl_config
 
 from echo_rl.cli import main
-from echo_rl.config import dump_config
+from echo_rl.configfile import dump_config
 from echo_rl.report import build_report
 from echo_rl.rollout.trajectory import Trajectory, Turn, load_trajectories
 from echo_rl.roles import Role

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from echo_rl.config import RunConfig, apply_override, config_from_dict
+from echo_rl.config import RunConfig
+from echo_rl.configfile import apply_override, config_from_dict
 
 BASE = {
     "name": "t",

@@ -11,7 +11,7 @@ import click
 
 def config_arguments(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``[CONFIG] [key.sub=value …]``: an optional YAML file followed by dotted overrides
-    (resolved by :func:`echo_rl.config.load_config_args`)."""
+    (resolved by :func:`echo_rl.configfile.load_config_args`)."""
     return click.argument("config_args", nargs=-1, metavar="[CONFIG] [KEY.SUB=VALUE]...")(func)
 
 

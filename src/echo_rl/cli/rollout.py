@@ -89,7 +89,7 @@ def run(
     out: Path,
 ) -> None:
     """Run N episodes per task and write OUT/trajectories.jsonl (+ config.yaml)."""
-    from echo_rl.config import load_config_args
+    from echo_rl.configfile import load_config_args
     from echo_rl.models.load import resolve_checkpoint
     from echo_rl.train.session import resolve_model_spec
     from echo_rl.rollout.trajectory import save_trajectories

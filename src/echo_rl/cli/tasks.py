@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def _config(config_args: tuple[str, ...]) -> RunConfig:
-    from echo_rl.config import load_config_args
+    from echo_rl.configfile import load_config_args
 
     return load_config_args(config_args)
 

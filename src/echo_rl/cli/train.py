@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from echo_rl.cli.common import config_arguments, out_option
-from echo_rl.config import load_config_args
+from echo_rl.configfile import load_config_args
 
 
 @click.command()

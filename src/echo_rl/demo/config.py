@@ -18,24 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from echo_rl.config import RunConfig, apply_override, read_yaml
-from echo_rl.errors import UserError
+from echo_rl.config import RunConfig, Section
+from echo_rl.configfile import apply_overrides, load_model, read_extending_yaml, split_args
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class TokenizerSpec(_Section):
+class TokenizerSpec(Section):
     """The byte-level BPE trained on the corpus' expert transcripts."""
 
     vocab_size: int = Field(1024, ge=300)
@@ -43,7 +32,7 @@ class TokenizerSpec(_Section):
         "qwen", description="qwen: Qwen3's split (one token per digit), so copied values keep their tokens")
 
 
-class CopyWarmup(_Section):
+class CopyWarmup(Section):
     """Synthetic copy pretraining of the fresh model: sequences of random output tokens, each shown twice,
     with the loss on the second copy. A pretrained LM can already copy a value it has just read; a random
     tiny model cannot, and learns it from demonstrations only after a long plateau (the small-scale notes).
@@ -55,7 +44,7 @@ class CopyWarmup(_Section):
     lr: float = Field(2e-3, gt=0)
 
 
-class PretrainSpec(_Section):
+class PretrainSpec(Section):
     """Pre-training of the fresh tiny model before SFT: a plain LM loss over every token
     (``train.sft_targets=all``) of ``sessions`` random shell sessions recorded in the sandbox
     (:mod:`echo_rl.tasks.sessions`, independent of the task families), so the model starts SFT with a world
@@ -74,7 +63,7 @@ class PretrainSpec(_Section):
         return self.sessions > 0 and self.steps > 0
 
 
-class ModelSpec(_Section):
+class ModelSpec(Section):
     """Sizes of the tiny Qwen3 (``Qwen3ForCausalLM`` from a ``Qwen3Config``)."""
 
     hidden_size: int = Field(128, ge=16)
@@ -86,7 +75,7 @@ class ModelSpec(_Section):
     copy_warmup: CopyWarmup = CopyWarmup()
 
 
-class Selection(_Section):
+class Selection(Section):
     """Which SFT checkpoint RL starts from (stable-ECHO issue, item 5).
 
     A checkpoint is *eligible* when its greedy validation pass@1 lies in [``low``, ``high``] and every
@@ -107,7 +96,7 @@ class Selection(_Section):
         return self
 
 
-class SFTSpec(_Section):
+class SFTSpec(Section):
     """Expert-demonstration SFT from the randomly initialised tiny model."""
 
     max_steps: int = Field(600, ge=1)
@@ -122,7 +111,7 @@ class SFTSpec(_Section):
     select: Selection = Selection()
 
 
-class Method(_Section):
+class Method(Section):
     """One arm of the study: a name, a label for the report, and ``key.sub=value`` changes to ``run``."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -131,7 +120,7 @@ class Method(_Section):
     seeds: int | None = Field(None, ge=1, description="run only the first N seeds (None: all)")
 
 
-class EvalSpec(_Section):
+class EvalSpec(Section):
     """The final evaluation of the base policy and of every run, on the report's splits (``run.eval`` drives
     the cheap curve evaluations on the selection split during training)."""
 
@@ -141,7 +130,7 @@ class EvalSpec(_Section):
     seed: int = 0
 
 
-class SmolSpec(_Section):
+class SmolSpec(Section):
     """``--model smollm2-135m``: evaluate SmolLM2-135M-Instruct, then a few ECHO steps."""
 
     eval_tasks: int = Field(8, ge=1)
@@ -152,7 +141,7 @@ class SmolSpec(_Section):
     run: dict[str, Any] = Field(default_factory=dict, description="overrides of `run` for this path")
 
 
-class DemoConfig(_Section):
+class DemoConfig(Section):
     name: str = "demo"
     seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
     threads: int = Field(2, ge=1, description="torch threads (the demo runs one method at a time)")
@@ -185,8 +174,7 @@ class DemoConfig(_Section):
 def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
     """The RunConfig of ``method`` on ``seed``: ``cfg.run`` with the method's overrides."""
     data = cfg.run.model_dump(mode="json")
-    for key, value in method.overrides.items():
-        apply_override(data, f"{key}={json.dumps(value)}")
+    apply_overrides(data, method.overrides)
     data["seed"] = seed
     data["name"] = f"{method.name}-seed{seed}"
     data["policy"]["threads"] = cfg.threads
@@ -208,42 +196,16 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "<root>"
-    message = "no such field" if first["type"] == "extra_forbidden" else first["msg"]
-    return f"{source}: {field}: {message}"
+def _default_data() -> dict[str, Any]:
+    from echo_rl.demo.defaults import DEFAULT_YAML
 
-
-def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``changes`` laid over it: mappings merge key by key, anything else is replaced."""
-    merged = dict(base)
-    for key, value in changes.items():
-        both_maps = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = merge(merged[key], value) if both_maps else value
-    return merged
+    return yaml.safe_load(DEFAULT_YAML)
 
 
 def read_demo_yaml(path: str | Path) -> dict[str, Any]:
     """A demo config file. With ``extends: demo`` (the embedded default) or ``extends: OTHER.yaml`` (relative
-    to this file) it holds only what differs: the file is merged over its base (:func:`merge`). Top-level
-    keys starting with ``_`` only hold YAML anchors for the rest of the file and are dropped."""
-    from echo_rl.demo.defaults import DEFAULT_YAML
-
-    data = {key: value for key, value in read_yaml(path).items() if not key.startswith("_")}
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data
-    if not isinstance(parent, str):
-        raise UserError("extends: must be 'demo' or the path of another demo config", where=str(path))
-    if parent == "demo":
-        base = yaml.safe_load(DEFAULT_YAML)
-    else:
-        target = Path(path).parent / parent
-        if target.resolve() == Path(path).resolve():
-            raise UserError("extends: a config cannot extend itself", where=str(path))
-        base = read_demo_yaml(target)
-    return merge(base, data)
+    to this file) it holds only what differs (:func:`~echo_rl.configfile.read_extending_yaml`)."""
+    return read_extending_yaml(path, {"demo": _default_data})
 
 
 def load_demo_config(
@@ -252,30 +214,12 @@ def load_demo_config(
     """Resolve ``[CONFIG] [key.sub=value …]`` over the embedded default (a CONFIG file replaces it, or
     extends it: :func:`read_demo_yaml`);
     ``quick`` applies the config's ``quick`` overrides first; ``seeds`` N sets ``seeds`` to 0 … N-1."""
-    from echo_rl.demo.defaults import DEFAULT_YAML
-
-    overrides = list(args)
-    path = overrides.pop(0) if overrides and "=" not in overrides[0] else None
-    stray = [arg for arg in overrides if "=" not in arg]
-    if stray:
-        raise UserError(f"unexpected argument {stray[0]!r}: overrides look like key.sub=value")
-    data = read_demo_yaml(path) if path else yaml.safe_load(DEFAULT_YAML)
+    path, overrides = split_args(args)
+    data = read_demo_yaml(path) if path else _default_data()
     source = path or "<demo default>"
     if quick:
-        for key, value in dict(data.get("quick") or {}).items():
-            apply_override(data, f"{key}={json.dumps(value)}")
+        apply_overrides(data, dict(data.get("quick") or {}))
         source += " (--quick)"
     if seeds is not None:
         data["seeds"] = list(range(seeds))
-    for override in overrides:
-        apply_override(data, override)
-    if overrides:
-        source += " (with overrides)"
-    try:
-        return DemoConfig.model_validate(data)
-    except ValidationError as err:
-        raise UserError(_format_error(err, source)) from None
-
-
-def dump_demo_config(cfg: DemoConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    return load_model(DemoConfig, data, overrides, source)

@@ -15,7 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
-from echo_rl.config import RunConfig, apply_override
+from echo_rl.config import RunConfig
+from echo_rl.configfile import apply_overrides
 from echo_rl.demo.config import DemoConfig
 from echo_rl.demo.console import load_average, start_demo
 from echo_rl.rundir import atomic_write_text
@@ -24,8 +25,7 @@ from echo_rl.rundir import atomic_write_text
 def smol_config(cfg: DemoConfig, model: str, out: Path) -> RunConfig:
     spec = cfg.smol
     data = cfg.run.model_dump(mode="json")
-    for key, value in spec.run.items():
-        apply_override(data, f"{key}={json.dumps(value)}")
+    apply_overrides(data, spec.run)
     data["name"] = f"{cfg.name}-{model}"
     data["policy"] |= {"model": model, "threads": cfg.threads}
     data["tasks"] |= {"corpus": None, "num_train": max(spec.steps * spec.tasks_per_step, 2),

@@ -23,7 +23,8 @@ import torch
 import yaml
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from echo_rl.config import RunConfig, dump_config
+from echo_rl.config import RunConfig
+from echo_rl.configfile import dump_config
 from echo_rl.errors import UserError
 from echo_rl.eval.evaluate import EnvCESet, Evaluator
 from echo_rl.eval.heldout import load_or_record
