@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from echo_rl.config import RunConfig
-from echo_rl.demo.config import DemoConfig, load_demo_config, method_run, method_seeds
-from echo_rl.demo.defaults import DEFAULT_YAML
+from echo_rl.demo.config import DEFAULT_CONFIG, DemoConfig, load_demo_config, method_run, method_seeds
 from echo_rl.demo.sft import is_eligible, rank
 from echo_rl.errors import UserError
 
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # -- config ---------------------------------------------------------------------------------------------------
 
 def test_shipped_demo_config_is_the_embedded_default():
-    assert yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()) == yaml.safe_load(DEFAULT_YAML)
+    assert yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text()) == yaml.safe_load(DEFAULT_CONFIG.read_text())
 
 
 def test_default_config_resolves_every_method():

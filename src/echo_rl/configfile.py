@@ -131,8 +131,9 @@ def load_model(model: type[Model], data: dict[str, Any], overrides: Iterable[str
 
 
 def dump_config(cfg: BaseModel) -> str:
-    """The config as YAML, every field written out (what a run directory stores next to its outputs)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The config as YAML, every field written out (what a run directory stores next to its outputs; the demo's
+    ``OUT/demo.yaml``); non-ASCII text (``λ`` in a label) is written as itself."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> RunConfig:

@@ -2,7 +2,7 @@
 
     report = run_demo(("run.train.steps=40",), Path("runs/demo"), quick=False)
 
-See :mod:`echo_rl.demo.pipeline` for the stages and :mod:`echo_rl.demo.defaults` for the default config.
+See :mod:`echo_rl.demo.pipeline` for the stages and :data:`echo_rl.demo.config.DEFAULT_CONFIG` for the default config.
 """
 
 from __future__ import annotations

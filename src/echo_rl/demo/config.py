@@ -2,8 +2,8 @@
 
     cfg = load_demo_config(("seeds=[0,1,2]", "run.train.steps=40"), quick=False)
 
-A demo config is a YAML mapping (the embedded default is :data:`echo_rl.demo.defaults.DEFAULT_YAML`, the
-same text as ``configs/demo.yaml``). ``run`` is a full :class:`~echo_rl.config.RunConfig` shared by every
+A demo config is a YAML mapping (the embedded default is :data:`DEFAULT_CONFIG`, the package's
+``echo_rl/data/demo.yaml``, the same text as ``configs/demo.yaml``). ``run`` is a full :class:`~echo_rl.config.RunConfig` shared by every
 run of the study (sandbox, harness, episode limits, sampling, corpus, the RL optimiser, evaluation); the
 other sections say what the demo does with it. Command-line overrides are ``key.sub=value`` over this
 whole mapping (``run.train.steps=40``, ``sft.max_steps=300``); ``--quick`` applies the mapping under
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from echo_rl.config import RunConfig, Section
 from echo_rl.configfile import apply_overrides, load_model, read_extending_yaml, split_args
+
+# ``echo-rl demo`` with no CONFIG (``configs/demo.yaml`` holds the same text; a test keeps the two equal)
+DEFAULT_CONFIG = resources.files("echo_rl") / "data" / "demo.yaml"
 
 
 class TokenizerSpec(Section):
@@ -197,9 +201,7 @@ def fingerprint(*parts: Any) -> str:
 
 
 def _default_data() -> dict[str, Any]:
-    from echo_rl.demo.defaults import DEFAULT_YAML
-
-    return yaml.safe_load(DEFAULT_YAML)
+    return yaml.safe_load(DEFAULT_CONFIG.read_text())
 
 
 def read_demo_yaml(path: str | Path) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from echo_rl.demo.config import DemoConfig, dump_demo_config, load_demo_config, method_seeds
+from echo_rl.configfile import dump_config
+from echo_rl.demo.config import DemoConfig, load_demo_config, method_seeds
 from echo_rl.demo.console import Clock, load_average, start_demo
 from echo_rl.rundir import atomic_write_text
 
@@ -56,7 +57,7 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
     from echo_rl.demo.sft import run_sft
 
     console = start_demo(cfg, out)
-    atomic_write_text(out / "demo.yaml", dump_demo_config(cfg))
+    atomic_write_text(out / "demo.yaml", dump_config(cfg))
     clock = Clock(console)
     machine = {"cpus": os.cpu_count(), "load_start": load_average(), "torch_threads": cfg.threads}
     runs = [(method, seed) for method in cfg.methods for seed in method_seeds(cfg, method)]
