@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Bottom to top; a package may import its own layer's modules and those below it.
 LAYERS = [
     {"echo_rl", "errors", "futures", "sequences", "roles", "seeding", "loss", "distributed"},  # echo_rl: its __init__
-    {"config", "configfile", "rundir"},
+    {"config", "configfile", "rundir", "cache"},
     {"sandbox"},
     {"tasks"},
     {"harness"},

@@ -9,7 +9,7 @@ Reading a file with ``key.sub=value`` overrides, and the one-line errors naming 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 

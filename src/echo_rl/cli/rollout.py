@@ -31,8 +31,9 @@ def run_with_progress(
     bar with the outcome counts; trajectories come back in task order, ``samples`` per task."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from echo_rl.harness.chat import ChatFormat, tokenizer_fingerprint
+    from echo_rl.harness.chat import ChatFormat
     from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
+    from echo_rl.rollout.transcript_file import stamp_tokenizer
     from echo_rl.train.policy_sync import load_policy
     from echo_rl.train.session import run_label
 
@@ -58,9 +59,7 @@ def run_with_progress(
 
         trajectories = run_episodes(runner, requests, concurrency=concurrency, on_done=done)
     policy.close()
-    fingerprint = tokenizer_fingerprint(chat)  # lets the file be scored (env CE) or imitated (SFT) later
-    for trajectory in trajectories:
-        trajectory.meta["tokenizer"] = fingerprint
+    stamp_tokenizer(trajectories, chat)  # lets the file be scored (env CE) or imitated (SFT) later
     return trajectories
 
 

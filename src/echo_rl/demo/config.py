@@ -12,8 +12,6 @@ whole mapping (``run.train.steps=40``, ``sft.max_steps=300``); ``--quick`` appli
 
 from __future__ import annotations
 
-import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -192,12 +190,6 @@ def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
 
 def method_seeds(cfg: DemoConfig, method: Method) -> list[int]:
     return cfg.seeds[: method.seeds] if method.seeds else list(cfg.seeds)
-
-
-def fingerprint(*parts: Any) -> str:
-    """A short stable hash of JSON-serialisable parts (cache keys)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _default_data() -> dict[str, Any]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import pickle
 import shutil
 import statistics
 import time
@@ -38,17 +37,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from echo_rl.cache import cached_pickle, fingerprint, is_complete, mark_complete, start_fresh
 from echo_rl.config import RunConfig
-from echo_rl.demo.config import DemoConfig, fingerprint
+from echo_rl.demo.config import DemoConfig
 from echo_rl.harness.chat import ChatFormat
-from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
 from echo_rl.roles import Role
+from echo_rl.rollout.expert import Replay, expert_transcripts, replay_references
+from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
+from echo_rl.rollout.transcript_file import stamp_tokenizer
 from echo_rl.rundir import atomic_write_text
-from echo_rl.tasks.replay import ReferenceStep
-from echo_rl.tasks.task import Task
-from echo_rl.tasks.verifier import VerifierResult
-
-Replay = tuple[Task, list[ReferenceStep], VerifierResult]
 # the shell sessions whose text the BPE is trained on beside the train transcripts (the first ones: enough to
 # learn their merges; rendering a transcript costs ~15 ms, all of them would double the sessions' cost)
 TOKENIZER_SESSIONS = 400
@@ -103,36 +100,6 @@ def _pretrain_key(cfg: DemoConfig) -> Any:
             cfg.run.objective.model_dump(mode="json"), cfg.run.policy.model_dump(mode="json")]
 
 
-async def replay_references(
-    tasks: Sequence[Task], cfg: RunConfig, *, label: str, on_done: Callable[[], None] | None = None
-) -> list[Replay]:
-    """Replay each task's reference solution in a fresh sandbox and verify it (``sandbox.pool_size`` at a
-    time); tasks whose sandbox failed after ``sandbox.infra_retries`` retries are left out."""
-    from echo_rl.rollout.expert import replay_verified
-
-    slots = asyncio.Semaphore(cfg.sandbox.pool_size)
-
-    async def one(task: Task) -> Replay | None:
-        try:
-            replayed = await replay_verified(task, cfg, slots, label=label)
-            return None if replayed is None else (task, *replayed)
-        finally:
-            if on_done is not None:
-                on_done()
-
-    return [r for r in await asyncio.gather(*(one(task) for task in tasks)) if r is not None]
-
-
-def transcripts(replays: Sequence[Replay], chat: ChatFormat, cfg: RunConfig) -> list[Trajectory]:
-    from echo_rl.rollout.expert import expert_transcript
-
-    return [
-        expert_transcript(task, steps, chat, result, max_output_chars=cfg.harness.max_output_chars,
-                          command_timeout_s=cfg.sandbox.command_timeout_s)
-        for task, steps, result in replays
-    ]
-
-
 def _chat(tokenizer: Any, cfg: RunConfig) -> ChatFormat:
     return ChatFormat.from_config(tokenizer, cfg.harness)
 
@@ -142,13 +109,11 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
     from echo_rl.tasks.corpus import load_corpus
 
     root = cache / prepare_key(cfg)
-    done = root / "DONE"
-    if done.is_file():
+    if is_complete(root):
         stats = json.loads((root / "prepare.json").read_text())
         log(f"reusing corpus, tokenizer, model and transcripts from {root}")
         return Prepared(root, stats)
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    start_fresh(root)
     run = cfg.run
     replays, timings, summary_counts = _corpus_and_replays(cfg, cache / replay_key(cfg), log, progress)
     sessions = _session_replays(cfg, cache / session_key(cfg), log, progress, timings) if cfg.pretrain.enabled else []
@@ -168,7 +133,7 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
     if sessions:
         from echo_rl.demo.pretrain import pretrain
 
-        _save_transcripts(root / "sessions.jsonl", transcripts(sessions, chat, run), "pretrain", chat)
+        _save_transcripts(root / "sessions.jsonl", expert_transcripts(sessions, chat, run), "pretrain", chat)
         pretrained = pretrain(cfg, root, root / "sessions.jsonl", len(sessions), written["heldout"], log)
         timings["pretrain_s"] = pretrained["seconds"]
         shutil.rmtree(root / "model-raw")
@@ -191,7 +156,7 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
         f"{len(sessions)} shell sessions; model: Qwen3ForCausalLM, {params / 1e6:.2f}M parameters; transcripts: "
         f"{stats['transcript_tokens_mean']:.0f} tokens on average")
     atomic_write_text(root / "prepare.json", json.dumps(stats, indent=1))
-    atomic_write_text(done, "")
+    mark_complete(root)
     return Prepared(root, stats)
 
 
@@ -202,7 +167,7 @@ def _train_tokenizer(cfg: DemoConfig, replays: Sequence[Replay], timings: dict[s
 
     start = time.monotonic()
     provisional = _chat(train_tokenizer(["x"], vocab_size=263), cfg.run)
-    texts = [provisional.decode(t.token_ids) for t in transcripts(replays, provisional, cfg.run)]
+    texts = [provisional.decode(t.token_ids) for t in expert_transcripts(replays, provisional, cfg.run)]
     tokenizer = train_tokenizer(texts, vocab_size=cfg.tokenizer.vocab_size, pretokenizer=cfg.tokenizer.pretokenizer)
     timings["tokenizer_s"] = time.monotonic() - start
     return _chat(tokenizer, cfg.run)
@@ -212,6 +177,7 @@ def _initial_model(cfg: DemoConfig, chat: ChatFormat, train: Sequence[Replay], t
                    log: Callable[[str], None]) -> tuple[Any, dict[str, float]]:
     """The randomly initialised tiny Qwen3, after the copy warm-up when ``model.copy_warmup.steps``."""
     from echo_rl.models.tiny import build_tiny_qwen3
+    from echo_rl.train.copy_warmup import copy_warmup
 
     sizes = cfg.model.model_dump()
     seed, warmup = sizes.pop("seed"), cfg.model.copy_warmup
@@ -220,7 +186,7 @@ def _initial_model(cfg: DemoConfig, chat: ChatFormat, train: Sequence[Replay], t
     if not warmup.steps:
         return model, {}
     start = time.monotonic()
-    pool = sorted({i for t in transcripts(train, chat, cfg.run) for i, r in zip(t.token_ids, t.roles) if r == Role.ENV})
+    pool = sorted({i for t in expert_transcripts(train, chat, cfg.run) for i, r in zip(t.token_ids, t.roles) if r == Role.ENV})
     warm = copy_warmup(model, pool, warmup.steps, warmup.length, warmup.batch_size, warmup.lr, seed)
     timings["copy_warmup_s"] = time.monotonic() - start
     log(f"copy warm-up: {warmup.steps} steps on random sequences of {len(pool)} output tokens shown twice; "
@@ -241,12 +207,7 @@ def _save_model(path: Path, model: Any, tokenizer: Any) -> None:
 
 
 def _save_transcripts(path: Path, trajectories: list[Trajectory], split: str, chat: ChatFormat) -> None:
-    from echo_rl.harness.chat import tokenizer_fingerprint
-
-    fingerprint = tokenizer_fingerprint(chat)
-    for t in trajectories:
-        t.split = split
-        t.meta["tokenizer"] = fingerprint
+    stamp_tokenizer(trajectories, chat, split)
     save_trajectories(path, trajectories)
 
 
@@ -257,54 +218,18 @@ def _write_transcripts(root: Path, chat: ChatFormat, by_split: dict[str, list[Re
              "validation": root / "env-ce-validation.jsonl"}
     written: dict[str, list[Trajectory]] = {}
     for split, path in files.items():
-        written[split] = [t for t in transcripts(by_split[split], chat, run) if t.outcome == "solved"]
+        written[split] = [t for t in expert_transcripts(by_split[split], chat, run) if t.outcome == "solved"]
         _save_transcripts(path, written[split], split, chat)
     return written
 
 
-def copy_warmup(model: Any, pool: Sequence[int], steps: int, length: int, batch_size: int, lr: float,
-                seed: int) -> dict[str, float]:
-    """Train ``model`` in place to repeat random sequences of ``pool`` tokens (see
-    :class:`~echo_rl.demo.config.CopyWarmup`); return the final loss and copy accuracy."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.tensor(list(pool), dtype=torch.long)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    model.train()
-    loss = accuracy = torch.tensor(0.0)
-    for _ in range(steps):
-        first = ids[torch.randint(len(ids), (batch_size, length), generator=generator)]
-        x = torch.cat([first, first], dim=1)
-        logits = model(input_ids=x).logits[:, length - 1 : -1]
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, length:].reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        accuracy = (logits.argmax(-1) == x[:, length:]).float().mean()
-    model.eval()
-    return {"steps": steps, "loss": float(loss.detach()), "copy_accuracy": float(accuracy)}
-
-
 def _cached_replays(root: Path, record: Callable[[], tuple[list[Replay], dict[str, Any]]],
                     log: Callable[[str], None], what: str) -> tuple[list[Replay], dict[str, Any], bool]:
-    """(replays, info, reused): ``root/replays.pkl`` and ``root/replays.json`` when ``root/DONE``, else
-    ``record()``'s, written there first."""
-    if (root / "DONE").is_file():
-        info = json.loads((root / "replays.json").read_text())
-        with (root / "replays.pkl").open("rb") as handle:
-            replays = pickle.load(handle)
+    """(replays, info, reused): :func:`~echo_rl.cache.cached_pickle` under ``root``, saying so when reused."""
+    replays, info, reused = cached_pickle(root, record)
+    if reused:
         log(f"reusing {what} ({len(replays)} replays) from {root}")
-        return replays, info, True
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    replays, info = record()
-    with (root / "replays.pkl").open("wb") as handle:
-        pickle.dump(replays, handle)
-    atomic_write_text(root / "replays.json", json.dumps(info))
-    atomic_write_text(root / "DONE", "")
-    return replays, info, False
+    return replays, info, reused
 
 
 def _replay_all(tasks: Sequence[Task], cfg: RunConfig, what: str, progress: Any) -> tuple[list[Replay], float]:

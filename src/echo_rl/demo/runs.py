@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from echo_rl.cache import fingerprint
 from echo_rl.config import RunConfig
-from echo_rl.demo.config import DemoConfig, Method, fingerprint, method_run
+from echo_rl.demo.config import DemoConfig, Method, method_run
 from echo_rl.demo.console import cpu_seconds
 from echo_rl.demo.prepare import Prepared
 from echo_rl.eval.results import EvalResult
-from echo_rl.rundir import RunDir, atomic_write_text
+from echo_rl.rundir import atomic_write_text
 from echo_rl.train.loop import Callback, Loop, LoopControl
 
 FINAL = "final"

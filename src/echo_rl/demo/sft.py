@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from echo_rl.cache import fingerprint
 from echo_rl.config import RunConfig
-from echo_rl.demo.config import DemoConfig, Selection, fingerprint
+from echo_rl.demo.config import DemoConfig, Selection
 from echo_rl.demo.prepare import Prepared
 from echo_rl.demo.runs import saved_with_key
 from echo_rl.eval.results import EvalResult

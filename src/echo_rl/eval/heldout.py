@@ -23,11 +23,11 @@ import torch
 from echo_rl.objective.batch import collate
 from echo_rl.config import RunConfig
 from echo_rl.eval.results import EnvCE
-from echo_rl.harness.chat import ChatFormat, tokenizer_fingerprint
+from echo_rl.harness.chat import ChatFormat
 from echo_rl.objective import env_cross_entropy
 from echo_rl.rollout.expert import record_expert_transcripts
 from echo_rl.rollout.trajectory import Trajectory, save_trajectories
-from echo_rl.rollout.transcript_file import load_transcript_file
+from echo_rl.rollout.transcript_file import load_transcript_file, stamp_tokenizer
 from echo_rl.tasks.task import Task
 from echo_rl.distributed import DistContext, all_reduce_sum, shard
 
@@ -53,9 +53,7 @@ def load_or_record(
         if not recording.transcripts:
             why = "; ".join(recording.skipped[:2]) or "no held-out or validation task"
             return [], f"no reference transcript could be recorded ({len(recording.skipped)} skipped: {why})"
-        fingerprint = tokenizer_fingerprint(chat)
-        for transcript in recording.transcripts:
-            transcript.meta["tokenizer"] = fingerprint
+        stamp_tokenizer(recording.transcripts, chat)
         save_trajectories(path, recording.transcripts)
     return load_transcript_file(path, chat, [*known, *tasks], cfg), None
 

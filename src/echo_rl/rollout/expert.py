@@ -2,6 +2,8 @@
 
     trajectory = expert_transcript(task, steps, chat, verifier_result)     # steps from record_reference
     recording = await record_expert_transcripts(tasks, chat, cfg)  # .transcripts, .skipped (with reasons)
+    replays = await replay_references(tasks, cfg, label="x")       # (task, steps, verdict), to tokenise later
+    trajectories = expert_transcripts(replays, chat, cfg)          # … with any tokenizer, no second replay
 
 Each reference command becomes one action written in the harness's action format (with a fixed think
 block when the harness requires one) followed by the end-of-turn token — ACTION tokens with log-prob
@@ -13,7 +15,7 @@ transcript. Used for SFT and for the fixed off-policy held-out env-CE set.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from echo_rl.config import RunConfig
@@ -32,6 +34,8 @@ from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import VerifierResult, verify
 
 EXPERT_THINK = "I will run the next step of the plan."
+# a replayed reference solution: the task, its commands with their recorded results, the verifier's verdict
+Replay = tuple[Task, list[ReferenceStep], VerifierResult | None]
 
 
 def expert_transcript(
@@ -93,6 +97,34 @@ async def replay_verified(
     return None
 
 
+def expert_transcripts(replays: Sequence[Replay], chat: ChatFormat, cfg: RunConfig) -> list[Trajectory]:
+    """:func:`expert_transcript` of each replay, with the run's output limit and command timeout."""
+    return [
+        expert_transcript(task, steps, chat, result, max_output_chars=cfg.harness.max_output_chars,
+                          command_timeout_s=cfg.sandbox.command_timeout_s)
+        for task, steps, result in replays
+    ]
+
+
+async def replay_references(
+    tasks: Sequence[Task], cfg: RunConfig, *, label: str, on_done: Callable[[], None] | None = None
+) -> list[Replay]:
+    """Replay each task's reference solution in a fresh sandbox and verify it (``sandbox.pool_size`` at a
+    time, :func:`replay_verified`); tasks whose sandbox failed after ``sandbox.infra_retries`` retries are left
+    out. ``on_done`` is called as each task finishes (a progress bar)."""
+    slots = asyncio.Semaphore(cfg.sandbox.pool_size)
+
+    async def one(task: Task) -> Replay | None:
+        try:
+            replayed = await replay_verified(task, cfg, slots, label=label)
+            return None if replayed is None else (task, *replayed)
+        finally:
+            if on_done is not None:
+                on_done()
+
+    return [r for r in await asyncio.gather(*(one(task) for task in tasks)) if r is not None]
+
+
 @dataclass
 class ExpertRecording:
     """Transcripts of the tasks whose reference solution was replayed, and why the others were not."""
@@ -128,15 +160,7 @@ async def record_expert_transcripts(
         if replayed is None:
             recording.skipped.append(f"task {task.name}: the sandbox failed on every attempt")
             return None
-        steps, result = replayed
-        return expert_transcript(
-            task,
-            steps,
-            chat,
-            result,
-            max_output_chars=cfg.harness.max_output_chars,
-            command_timeout_s=cfg.sandbox.command_timeout_s,
-        )
+        return expert_transcripts([(task, *replayed)], chat, cfg)[0]
 
     found = await asyncio.gather(*(one(task) for task in tasks))
     recording.transcripts = [t for t in found if t is not None]

@@ -42,6 +42,16 @@ from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import VerifierResult
 
 
+def stamp_tokenizer(trajectories: Sequence[Trajectory], chat: ChatFormat, split: str | None = None) -> None:
+    """Record ``chat``'s tokenizer fingerprint in each trajectory's ``meta.tokenizer`` (so the file can be scored
+    or imitated later, and refused with another tokenizer) and, when given, its ``split``."""
+    fingerprint = tokenizer_fingerprint(chat)
+    for trajectory in trajectories:
+        trajectory.meta["tokenizer"] = fingerprint
+        if split is not None:
+            trajectory.split = split
+
+
 _KINDS = {"a string": (str,), "an integer": (int,), "a number": (int, float), "a list": (list,)}
 
 
