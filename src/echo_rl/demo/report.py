@@ -21,17 +21,14 @@ from typing import Any
 from echo_rl.demo.config import DemoConfig
 from echo_rl.demo.plots import plot_sft
 from echo_rl.eval.results import EvalResult
-from echo_rl.report.arms import SPLITS, Arm, Comparisons, compare, reference_arm
+from echo_rl.report.arms import SPLITS, Arm, arm_summary, compare_with_reference, primary_split
 from echo_rl.report.build import METHOD_NOTE, alarm_blocks, comparison_blocks
 from echo_rl.report.plots import plot_arms
 from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, to_markdown, write_page
 from echo_rl.report.runs import load_run
-from echo_rl.report.tables import arrow_line, comparison_table, interval_text, per_seed, transpose
+from echo_rl.report.tables import arrow_line, comparison_table, per_seed, transpose
+from echo_rl.report.verdict import verdict
 from echo_rl.rundir import atomic_write_text
-
-def primary_split(arms: list[Arm]) -> str:
-    """The split the verdict is on: test when it was evaluated, else validation."""
-    return "test" if any(a.counts("test", m) for a in arms for m in ("sampled", "greedy")) else "validation"
 
 
 def collect(cfg: DemoConfig, base: dict[str, Any], outcomes: list[Any], sft: Any, timings: dict[str, float],
@@ -86,31 +83,6 @@ def results_table(summary: dict[str, Any], cfg: DemoConfig) -> tuple[list[str], 
     """The comparison table (methods as columns; as rows past six methods)."""
     arms = demo_arms(summary, cfg)
     return transpose(comparison_table(arms, list(SPLITS), primary=primary_split(arms)))
-
-
-def comparisons(arms: list[Arm]) -> Comparisons | None:
-    reference = reference_arm(arms)
-    return compare(arms, reference, list(SPLITS)) if reference is not None else None
-
-
-def verdict(arm: Arm, found: Comparisons, split: str) -> str:
-    """One plain sentence: did ``arm`` beat the reference (GRPO) on ``split`` (headline mode), judged on the
-    Bonferroni-adjusted interval of the paired difference."""
-    mode = arm.headline_mode(split)
-    item = found.get(arm, split, mode) if mode else None
-    if item is None:
-        return f"No comparison of {arm.label} with {found.reference.label} on the {split} split was run."
-    diff, adj = item.diff, item.adjusted
-    if adj.low > 0:
-        head = f"Yes: {arm.label} beat {found.reference.label} at this scale"
-    elif adj.high < 0:
-        head = f"No: {arm.label} did worse than {found.reference.label} at this scale"
-    else:
-        head = f"No clear winner: {arm.label} did not beat {found.reference.label} beyond noise at this scale"
-    ours, theirs = arm.score(split, mode), found.reference.score(split, mode)
-    return (f"{head} — {split} pass@1 ({mode}, {ours.seeds} seed{'s' * (ours.seeds != 1)}) {interval_text(ours)} vs "
-            f"{interval_text(theirs)}; difference {interval_text(diff, True)} points (95% paired bootstrap over seeds "
-            f"and tasks), Bonferroni-adjusted over {found.count} comparisons [{100 * adj.low:+.1f}, {100 * adj.high:+.1f}].")
 
 
 def filter_notes(arms: list[Arm]) -> list[str]:
@@ -171,7 +143,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     path of report.md."""
     out.mkdir(parents=True, exist_ok=True)
     arms = demo_arms(summary, cfg)
-    found = comparisons(arms)
+    found = compare_with_reference(arms, list(SPLITS))
     primary = primary_split(arms)
     table = transpose(comparison_table(arms, list(SPLITS), primary=primary))
     plots = plot_arms(arms, list(SPLITS), out, arms[0].finals[0])
@@ -207,20 +179,9 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     header, rows = comparison_table(arms, list(SPLITS), primary=primary)
     data = {**summary, "machine": machine, "table": {"header": header, "rows": rows},
             "table_markdown": to_markdown([TableBlock(*table)]), "verdicts": verdicts,
-            "arms": {a.name: arm_data(a, primary) for a in arms},
+            "arms": {a.name: arm_summary(a, primary) for a in arms},
             "comparisons": [{"arm": c.arm.name, "split": c.split, "mode": c.mode, "diff": asdict(c.diff),
                              "adjusted": asdict(c.adjusted)} for c in (found.items if found else [])],
             "comparison_count": found.count if found else 0}
     atomic_write_text(out / "summary.json", json.dumps(data, indent=1, default=str))
     return out / "report.md"
-
-
-def arm_data(arm: Arm, primary: str) -> dict[str, Any]:
-    """An arm's numbers for summary.json: pass@1 per split/mode (with per-seed values), env CE, efficiency
-    on ``primary``, steps to best, alarms and rollouts kept per seed."""
-    scores = {f"{s}/{m}": asdict(x) for s in SPLITS for m in ("sampled", "greedy") if (x := arm.score(s, m))}
-    eff = arm.efficiency(primary)
-    return {"label": arm.label, "seeds": arm.seeds, "scores": scores, "env_ce_heldout": arm.env_ce("heldout"),
-            "env_ce_validation": arm.env_ce("validation"), "efficiency": asdict(eff) | {"turn_limit_rate": eff.turn_limit_rate}
-            if eff else None, "steps_to_best": arm.steps_to_best(), "alarms": arm.alarms(),
-            "rollouts_kept": arm.rollouts_kept()}

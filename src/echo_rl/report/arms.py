@@ -11,8 +11,9 @@ comparisons shown (:class:`Comparisons`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from statistics import mean
+from typing import Any
 
 from echo_rl.eval.bootstrap import Counts, Interval, bonferroni, paired_difference, pass1_interval
 from echo_rl.eval.results import MODES, Efficiency, EnvCE, EvalResult
@@ -148,6 +149,28 @@ def reference_arm(arms: list[Arm]) -> Arm | None:
     """The arm others are compared with: the GRPO arm, else the first trained one."""
     trained = [a for a in arms if a.runs]
     return next((a for a in trained if a.algorithm == "grpo"), trained[0] if trained else None)
+
+
+def compare_with_reference(arms: list[Arm], splits: list[str]) -> Comparisons | None:
+    """Every trained arm against :func:`reference_arm` (None with fewer than two trained arms)."""
+    reference = reference_arm(arms)
+    return compare(arms, reference, splits) if reference and len([a for a in arms if a.runs]) > 1 else None
+
+
+def primary_split(arms: list[Arm]) -> str:
+    """The split a verdict is on: test when it was evaluated, else validation."""
+    return "test" if any(a.counts("test", m) for a in arms for m in MODES) else "validation"
+
+
+def arm_summary(arm: Arm, primary: str) -> dict[str, Any]:
+    """An arm's numbers as data (a report's summary.json): pass@1 per split/mode (with per-seed values), env
+    CE, efficiency on ``primary``, steps to best, alarms and rollouts kept per seed."""
+    scores = {f"{s}/{m}": asdict(x) for s in SPLITS for m in MODES if (x := arm.score(s, m))}
+    eff = arm.efficiency(primary)
+    return {"label": arm.label, "seeds": arm.seeds, "scores": scores, "env_ce_heldout": arm.env_ce("heldout"),
+            "env_ce_validation": arm.env_ce("validation"),
+            "efficiency": asdict(eff) | {"turn_limit_rate": eff.turn_limit_rate} if eff else None,
+            "steps_to_best": arm.steps_to_best(), "alarms": arm.alarms(), "rollouts_kept": arm.rollouts_kept()}
 
 
 def mean_or_none(values: list[float]) -> float | None:

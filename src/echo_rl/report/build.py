@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from echo_rl.report.arms import SPLITS, Arm, Comparisons, cells, compare, group_runs, reference_arm
+from echo_rl.report.arms import SPLITS, Arm, Comparisons, cells, compare_with_reference, group_runs
 from echo_rl.report.plots import plot_arms
 from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, write_page
 from echo_rl.report.runs import load_runs
@@ -57,8 +57,7 @@ def family_blocks(arms: list[Arm], splits: list[str]) -> list[Block]:
 
 def build_blocks(arms: list[Arm], plots: dict[str, Path], splits: list[str]) -> list[Block]:
     header, rows = transpose(comparison_table(arms, splits, ks_of(arms)))
-    reference = reference_arm(arms)
-    comparisons = compare(arms, reference, splits) if reference and len([a for a in arms if a.runs]) > 1 else None
+    comparisons = compare_with_reference(arms, splits)
     blocks: list[Block] = [
         Heading("echo-rl report", 1),
         Paragraph("Runs: " + "; ".join(f"{run.label} — {run.path}" for arm in arms for run in arm.runs)),
