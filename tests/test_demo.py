@@ -195,3 +195,15 @@ def test_demo_bad_override_is_one_line(cli, tmp_path):
     assert result.code == 2
     assert result.stderr.startswith("echo-rl: error:") and "run.train.steps" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_sft_figure_shows_every_family_and_marks_the_selected_step():
+    from echo_rl.demo.report import sft_figure
+
+    curve = [{"step": 10, "pass": 0.1, "families": {"a": 0.0, "b": 0.2}, "env_ce_heldout": 3.0},
+             {"step": 20, "pass": 0.3, "families": {"a": 0.4}, "env_ce_heldout": None}]
+    figure = sft_figure({"sft": {"selected_step": 20, "curve": curve}, "prepare": {"vocab_size": 1024}})
+    passes, env = figure.panels
+    assert [line.label for line in passes.lines] == ["validation (all)", "a", "b"] and passes.lines[0].alarms == (20,)
+    assert passes.lines[2].steps == [10] and env.lines[0].steps == [10] and round(env.references[0].value, 2) == 6.93
+    assert sft_figure({"sft": {"selected_step": 0, "curve": []}}) is None

@@ -14,16 +14,17 @@ Writes ``OUT/report/``: ``report.md``, ``report.html``, ``summary.json``, ``*.pn
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from echo_rl.demo.config import DemoConfig
-from echo_rl.demo.plots import plot_sft
 from echo_rl.eval.results import EvalResult
 from echo_rl.report.arms import SPLITS, Arm, arm_summary, compare_with_reference, primary_split
 from echo_rl.report.build import METHOD_NOTE, alarm_blocks, comparison_blocks
-from echo_rl.report.plots import plot_arms
+from echo_rl.report.figures import Figure, Line, Panel, Reference
+from echo_rl.report.plots import draw, plot_arms
 from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, to_markdown, write_page
 from echo_rl.report.runs import load_run
 from echo_rl.report.tables import arrow_line, comparison_table, per_seed, transpose
@@ -93,6 +94,30 @@ def filter_notes(arms: list[Arm]) -> list[str]:
             for arm in arms if per_seed(arm.rollouts_kept()) != "—"]
 
 
+def sft_figure(summary: dict[str, Any]) -> Figure | None:
+    """The SFT curve (greedy validation pass@1, overall and per family; held-out env CE against ln|V|), the
+    selected step dotted; None before any SFT evaluation."""
+    curve, selected = summary["sft"]["curve"], summary["sft"]["selected_step"]
+    if not curve:
+        return None
+
+    def line(label: str, values: list[float], colour: str, strong: bool = False) -> Line:
+        steps = [p["step"] for p, v in zip(curve, values) if v is not None]
+        kept = [v for v in values if v is not None]
+        return Line(label, steps, kept, kept, kept, colour, strong, (selected,) if strong else ())
+
+    families = sorted({f for p in curve for f in p["families"]})
+    passes = [line("validation (all)", [p["pass"] for p in curve], "black", True)]
+    passes += [line(f, [p["families"].get(f) for p in curve], f"C{(i + 1) % 10}") for i, f in enumerate(families)]
+    vocab = summary.get("prepare", {}).get("vocab_size")
+    uniform = [Reference(f"uniform guess ln|V| = {math.log(vocab):.2f}", math.log(vocab), "tab:red")] if vocab else []
+    env = line("held-out env CE", [p.get("env_ce_heldout") for p in curve], "C0", True)
+    return Figure("sft", f"SFT (dotted: the selected step {selected})", [
+        Panel("SFT: greedy validation pass@1", "pass@1", passes),
+        Panel("SFT: held-out env CE (T=1)", "nats / token", [env] if env.steps else [], uniform),
+    ], xlabel="SFT step")
+
+
 def _setup_blocks(cfg: DemoConfig, summary: dict[str, Any], quick: bool) -> list[Block]:
     conf, prep = summary["config"], summary["prepare"]
     sizes = conf["splits"]
@@ -147,7 +172,8 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     primary = primary_split(arms)
     table = transpose(comparison_table(arms, list(SPLITS), primary=primary))
     plots = plot_arms(arms, list(SPLITS), out, arms[0].finals[0])
-    if plot_sft(summary, out / "sft.png"):
+    if (figure := sft_figure(summary)) is not None:
+        draw(figure, out / "sft.png")
         plots["sft"] = out / "sft.png"
     verdicts = {a.name: verdict(a, found, primary) for a in arms if found and a.runs and a is not found.reference}
     summary["verdicts"] = verdicts  # the console summary prints them
