@@ -75,6 +75,12 @@ def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def with_changes(model: Model, changes: dict[str, Any]) -> Model:
+    """``model`` with ``changes`` laid over its fields (:func:`merge`: sections merge key by key), validated
+    again (a pydantic ``ValidationError`` when the result is not valid)."""
+    return type(model).model_validate(merge(model.model_dump(mode="json"), changes))
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with one-line errors for a missing file or bad YAML."""
     path = Path(path)

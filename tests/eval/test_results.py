@@ -56,3 +56,9 @@ def test_a_new_result_round_trips_through_the_run_directory(tmp_path):
     assert again == result and again.summary("test", "sampled").tasks == {"a": (2, 1), "b": (1, 0)}
     assert json.loads(run.eval_result(3).read_text())["scores"]["test"]["sampled"]["pass"]["1"]["value"] == 0.25
     assert result.flatten()["test/sampled/pass@1"] == 0.25
+
+
+def test_the_score_line_names_every_evaluated_split_and_mode_and_the_env_ce():
+    line = EvalResult.from_json(json.loads(LEGACY.read_text())).score_line()
+    assert line.startswith("validation/sampled 25.0%") and "heldout/greedy 100.0%" in line
+    assert line.endswith("held-out env CE 2.500")

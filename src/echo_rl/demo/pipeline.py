@@ -133,12 +133,7 @@ def _report(cfg: DemoConfig, out: Path, clock: Clock, machine: dict[str, Any], b
 def _score_line(name: str, saved: dict[str, Any]) -> str:
     from echo_rl.eval.results import EvalResult
 
-    result = EvalResult.from_json(saved)
-    parts = [f"{split}/{mode} {100 * score.value:.1f}%" for split, modes in result.scores.items()
-             for mode, summary in modes.items() if (score := summary.pass_at(1))]
-    if result.env_ce:
-        parts.append(f"held-out env CE {result.env_ce.value:.3f}")
-    return f"{name}: " + ", ".join(parts)
+    return f"{name}: {EvalResult.from_json(saved).score_line()}"
 
 
 def _print_table(console: Console, title: str, header: list[str], rows: list[list[str]], caption: str | None = None

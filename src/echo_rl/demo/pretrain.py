@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from echo_rl.config import RunConfig
+from echo_rl.configfile import with_changes
 from echo_rl.demo.config import DemoConfig
 from echo_rl.rollout.trajectory import Trajectory
 
@@ -27,18 +28,14 @@ def pretrain_config(cfg: DemoConfig, model: Path, corpus: Path, sessions_file: P
     """The RunConfig of the pre-training run: the shared run config with the pre-training optimiser and
     schedule, an all-token SFT over ``sessions_file``, no evaluation, a checkpoint only at the end."""
     spec = cfg.pretrain
-    data = cfg.run.model_dump(mode="json")
-    data["name"] = f"{cfg.name}-pretrain"
-    data["policy"]["threads"] = cfg.threads
-    data["policy"]["model"] = str(model)
-    data["tasks"]["corpus"] = str(corpus)
-    data["optim"] |= {"lr": spec.lr, "warmup_steps": spec.warmup_steps, "grad_clip": cfg.sft.grad_clip}
-    data["train"] |= {
-        "sft_batch_size": spec.batch_size, "sft_epochs": spec.steps * spec.batch_size / max(n_sessions, 1),
-        "sft_env_loss_weight": 0.0, "sft_targets": "all", "sft_transcripts": str(sessions_file),
-        "eval_every": 0, "save_every": 0, "keep_checkpoints": 1,
-    }
-    return RunConfig.model_validate(data)
+    return with_changes(cfg.run, {
+        "name": f"{cfg.name}-pretrain", "policy": {"threads": cfg.threads, "model": str(model)},
+        "tasks": {"corpus": str(corpus)},
+        "optim": {"lr": spec.lr, "warmup_steps": spec.warmup_steps, "grad_clip": cfg.sft.grad_clip},
+        "train": {"sft_batch_size": spec.batch_size, "sft_epochs": spec.steps * spec.batch_size / max(n_sessions, 1),
+                  "sft_env_loss_weight": 0.0, "sft_targets": "all", "sft_transcripts": str(sessions_file),
+                  "eval_every": 0, "save_every": 0, "keep_checkpoints": 1},
+    })
 
 
 def heldout_ce(model: Any, transcripts: Sequence[Trajectory], cfg: RunConfig, pad_id: int) -> float | None:

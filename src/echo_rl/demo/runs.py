@@ -27,6 +27,7 @@ from typing import Any
 
 from echo_rl.cache import fingerprint
 from echo_rl.config import RunConfig
+from echo_rl.configfile import with_changes
 from echo_rl.demo.config import DemoConfig, Method, method_run
 from echo_rl.demo.console import cpu_seconds
 from echo_rl.demo.prepare import Prepared
@@ -53,21 +54,16 @@ class RunOutcome:
 
 def run_config(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path) -> RunConfig:
     """The RunConfig of one RL run: the method's config on ``seed`` starting from ``checkpoint``."""
-    run = method_run(cfg, method, seed)
-    data = run.model_dump(mode="json")
-    data["policy"]["model"] = str(checkpoint)
-    data["tasks"]["corpus"] = str(prepared.corpus)
-    data["eval"]["heldout_transcripts"] = str(prepared.env_ce_heldout)
-    return RunConfig.model_validate(data)
+    return with_changes(method_run(cfg, method, seed), {
+        "policy": {"model": str(checkpoint)}, "tasks": {"corpus": str(prepared.corpus)},
+        "eval": {"heldout_transcripts": str(prepared.env_ce_heldout)}})
 
 
 def final_eval_config(cfg: DemoConfig, run: RunConfig) -> RunConfig:
     """``run`` with the final evaluation's settings (sampled and greedy, every configured split)."""
-    data = run.model_dump(mode="json")
-    data["seed"] = cfg.eval.seed
-    data["eval"] |= {"splits": list(cfg.eval.splits), "sampled": True, "greedy": True,
-                     "samples_per_task": cfg.eval.samples_per_task, "max_tasks": cfg.eval.max_tasks, "ks": [1]}
-    return RunConfig.model_validate(data)
+    return with_changes(run, {"seed": cfg.eval.seed, "eval": {
+        "splits": list(cfg.eval.splits), "sampled": True, "greedy": True, "samples_per_task": cfg.eval.samples_per_task,
+        "max_tasks": cfg.eval.max_tasks, "ks": [1]}})
 
 
 def _episode_count(cfg: DemoConfig, run: RunConfig) -> int:

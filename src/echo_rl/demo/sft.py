@@ -18,6 +18,7 @@ from typing import Any
 
 from echo_rl.cache import fingerprint
 from echo_rl.config import RunConfig
+from echo_rl.configfile import with_changes
 from echo_rl.demo.config import DemoConfig, Selection
 from echo_rl.demo.prepare import Prepared
 from echo_rl.demo.runs import saved_with_key
@@ -105,20 +106,16 @@ def sft_config(cfg: DemoConfig, prepared: Prepared, n_demos: int) -> RunConfig:
     validation (and held-out env CE) at every ``sft.eval_every``, a checkpoint at each (pruned to the newest,
     the best and the one :class:`CheckpointSelection` keeps)."""
     spec = cfg.sft
-    data = cfg.run.model_dump(mode="json")
-    data["name"] = f"{cfg.name}-sft"
-    data["policy"]["threads"] = cfg.threads
-    data["policy"]["model"] = str(prepared.model)
-    data["tasks"]["corpus"] = str(prepared.corpus)
-    data["optim"] |= {"lr": spec.lr, "warmup_steps": spec.warmup_steps, "grad_clip": spec.grad_clip}
-    data["train"] |= {
-        "sft_batch_size": spec.batch_size, "sft_epochs": spec.max_steps * spec.batch_size / n_demos,
-        "sft_env_loss_weight": spec.env_loss_weight, "eval_every": spec.eval_every, "save_every": spec.eval_every,
-        "keep_checkpoints": 1,
-    }
-    data["eval"] |= {"splits": ["validation"], "sampled": False, "greedy": True, "max_tasks": spec.eval_tasks,
-                     "heldout_transcripts": str(prepared.env_ce_heldout)}
-    return RunConfig.model_validate(data)
+    return with_changes(cfg.run, {
+        "name": f"{cfg.name}-sft", "policy": {"threads": cfg.threads, "model": str(prepared.model)},
+        "tasks": {"corpus": str(prepared.corpus)},
+        "optim": {"lr": spec.lr, "warmup_steps": spec.warmup_steps, "grad_clip": spec.grad_clip},
+        "train": {"sft_batch_size": spec.batch_size, "sft_epochs": spec.max_steps * spec.batch_size / n_demos,
+                  "sft_env_loss_weight": spec.env_loss_weight, "eval_every": spec.eval_every,
+                  "save_every": spec.eval_every, "keep_checkpoints": 1},
+        "eval": {"splits": ["validation"], "sampled": False, "greedy": True, "max_tasks": spec.eval_tasks,
+                 "heldout_transcripts": str(prepared.env_ce_heldout)},
+    })
 
 
 def run_sft(cfg: DemoConfig, prepared: Prepared, out: Path, log: Any) -> SFTResult:

@@ -153,6 +153,14 @@ class EvalResult:
         score = found[1].pass_at(1) if found else None
         return None if score is None else score.value
 
+    def score_line(self) -> str:
+        """One line: pass@1 of every evaluated split/mode in percent, then the held-out env CE."""
+        parts = [f"{split}/{mode} {100 * score.value:.1f}%" for split, modes in self.scores.items()
+                 for mode, summary in modes.items() if (score := summary.pass_at(1))]
+        if self.env_ce:
+            parts.append(f"held-out env CE {self.env_ce.value:.3f}")
+        return ", ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"step": self.step, "scores": {
             split: {mode: s.to_json() for mode, s in modes.items()} for split, modes in self.scores.items()},
