@@ -36,8 +36,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Literal
 
+import echo_rl.sandbox.procs as procs
+import echo_rl.sandbox.statefs as statefs
 from echo_rl.config import SandboxConfig
-from echo_rl.sandbox import procs, statefs
 from echo_rl.sandbox.base import RUNNER_FILES, SandboxError
 from echo_rl.sandbox.cgroups import SandboxCgroup, probe
 from echo_rl.sandbox.notices import notice_once
