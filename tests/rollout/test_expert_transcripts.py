@@ -33,3 +33,21 @@ def test_reference_replay_becomes_a_clean_solved_transcript(chat):
                 env = chat.decode(transcript.token_ids[slice(*turn.env_span)])
                 assert env == render_output(turn.output, turn.exit_code) and turn.exit_code == 0
         assert transcript.turns[1].output  # a real observation: what the reference command printed
+
+
+def test_replays_recorded_once_train_a_tokenizer_and_are_tokenised_with_it():
+    from echo_rl.harness.chat import ChatFormat
+    from echo_rl.models.tokenizer import train_tokenizer
+    from echo_rl.rollout.expert import expert_transcripts, replay_references, transcript_tokenizer
+
+    cfg = config()
+    tasks = [generate("pointer_chase", 5), generate("log_count", 5)]
+    replays = asyncio.run(replay_references(tasks, cfg, label="echo-rl-test"))
+    assert [task.name for task, _, verdict in replays] == [t.name for t in tasks] and replays[0][2].outcome == "solved"
+    bpe = transcript_tokenizer(replays, cfg, vocab_size=400)
+    assert 263 < len(bpe.tokenizer) <= 400
+    chat = ChatFormat.from_config(train_tokenizer(["x"], vocab_size=263), cfg.harness)  # bytes only
+    byte_level, merged = expert_transcripts(replays, chat, cfg), expert_transcripts(replays, bpe, cfg)
+    for a, b in zip(byte_level, merged, strict=True):  # the same text in fewer tokens, no second replay
+        assert bpe.decode(b.token_ids) == chat.decode(a.token_ids) and len(b.token_ids) < len(a.token_ids)
+        assert [t.command for t in a.turns] == [t.command for t in b.turns] and b.outcome == "solved"

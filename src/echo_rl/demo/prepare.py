@@ -42,8 +42,8 @@ from echo_rl.config import RunConfig
 from echo_rl.demo.config import DemoConfig
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.roles import Role
-from echo_rl.rollout.expert import Replay, expert_transcripts, replay_references
-from echo_rl.rollout.trajectory import Trajectory, load_trajectories, save_trajectories
+from echo_rl.rollout.expert import Replay, expert_transcripts, replay_references, transcript_tokenizer
+from echo_rl.rollout.trajectory import Trajectory, save_trajectories
 from echo_rl.rollout.transcript_file import stamp_tokenizer
 from echo_rl.rundir import atomic_write_text
 # the shell sessions whose text the BPE is trained on beside the train transcripts (the first ones: enough to
@@ -100,12 +100,9 @@ def _pretrain_key(cfg: DemoConfig) -> Any:
             cfg.run.objective.model_dump(mode="json"), cfg.run.policy.model_dump(mode="json")]
 
 
-def _chat(tokenizer: Any, cfg: RunConfig) -> ChatFormat:
-    return ChatFormat.from_config(tokenizer, cfg.harness)
-
-
 def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: Any = None) -> Prepared:
     """Build (or reuse) everything of stage 1 under ``cache/<key>``; see the module docstring."""
+    from echo_rl.models.load import save_checkpoint
     from echo_rl.tasks.corpus import load_corpus
 
     root = cache / prepare_key(cfg)
@@ -126,7 +123,7 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
 
     chat = _train_tokenizer(cfg, [*by_split["train"], *sessions[:TOKENIZER_SESSIONS]], timings)
     model, warm = _initial_model(cfg, chat, by_split["train"], timings, log)
-    _save_model(root / ("model-raw" if sessions else "model-init"), model, chat.tokenizer)
+    save_checkpoint(root / ("model-raw" if sessions else "model-init"), model, chat.tokenizer)
     params = sum(p.numel() for p in model.parameters())
     written = _write_transcripts(root, chat, by_split, run)
     pretrained: dict[str, Any] = {}
@@ -161,16 +158,10 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
 
 
 def _train_tokenizer(cfg: DemoConfig, replays: Sequence[Replay], timings: dict[str, float]) -> ChatFormat:
-    """The chat format of a BPE trained on the text of ``replays``' transcripts (rendered once through a
-    provisional byte-level tokenizer, which decodes exactly)."""
-    from echo_rl.models.tokenizer import train_tokenizer
-
     start = time.monotonic()
-    provisional = _chat(train_tokenizer(["x"], vocab_size=263), cfg.run)
-    texts = [provisional.decode(t.token_ids) for t in expert_transcripts(replays, provisional, cfg.run)]
-    tokenizer = train_tokenizer(texts, vocab_size=cfg.tokenizer.vocab_size, pretokenizer=cfg.tokenizer.pretokenizer)
+    chat = transcript_tokenizer(replays, cfg.run, cfg.tokenizer.vocab_size, cfg.tokenizer.pretokenizer)
     timings["tokenizer_s"] = time.monotonic() - start
-    return _chat(tokenizer, cfg.run)
+    return chat
 
 
 def _initial_model(cfg: DemoConfig, chat: ChatFormat, train: Sequence[Replay], timings: dict[str, float],
@@ -192,18 +183,6 @@ def _initial_model(cfg: DemoConfig, chat: ChatFormat, train: Sequence[Replay], t
     log(f"copy warm-up: {warmup.steps} steps on random sequences of {len(pool)} output tokens shown twice; "
         f"copy accuracy {warm['copy_accuracy']:.2f} in {timings['copy_warmup_s']:.1f} s")
     return model, warm
-
-
-def _save_model(path: Path, model: Any, tokenizer: Any) -> None:
-    from transformers.utils import logging as hf_logging
-
-    from echo_rl.models.load import save_checkpoint
-
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar in the demo's output
-    try:
-        save_checkpoint(path, model, tokenizer)
-    finally:
-        hf_logging.enable_progress_bar()
 
 
 def _save_transcripts(path: Path, trajectories: list[Trajectory], split: str, chat: ChatFormat) -> None:
@@ -294,8 +273,3 @@ def _session_replays(cfg: DemoConfig, root: Path, log: Callable[[str], None], pr
     replays, info, reused = _cached_replays(root, record, log, "the recorded shell sessions")
     timings["sessions_s"] = 0.0 if reused else info["seconds"]
     return replays
-
-
-def load_env_ce_sets(prepared: Prepared) -> dict[str, list[Trajectory]]:
-    return {"heldout": load_trajectories(prepared.env_ce_heldout),
-            "validation": load_trajectories(prepared.env_ce_validation)}

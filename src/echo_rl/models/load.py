@@ -82,9 +82,12 @@ def _build_tiny() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
 
 def save_checkpoint(dest: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Path:
     """``save_pretrained`` model and tokenizer into ``dest`` atomically (a temporary sibling renamed into
-    place; when another process got there first, its checkpoint stays)."""
+    place; when another process got there first, its checkpoint stays), without transformers' progress bar."""
+    from transformers.utils import logging as hf_logging
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar for a small local save
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -93,6 +96,7 @@ def save_checkpoint(dest: Path, model: PreTrainedModel, tokenizer: PreTrainedTok
         if not (dest / "config.json").is_file():
             raise
     finally:
+        hf_logging.enable_progress_bar()
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
 

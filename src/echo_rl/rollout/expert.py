@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from echo_rl.config import RunConfig
 from echo_rl.errors import UserError
@@ -104,6 +105,19 @@ def expert_transcripts(replays: Sequence[Replay], chat: ChatFormat, cfg: RunConf
                           command_timeout_s=cfg.sandbox.command_timeout_s)
         for task, steps, result in replays
     ]
+
+
+def transcript_tokenizer(replays: Sequence[Replay], cfg: RunConfig, vocab_size: int,
+                         pretokenizer: Literal["bytelevel", "qwen"] = "bytelevel") -> ChatFormat:
+    """The chat format (``cfg.harness``) of a byte-level BPE of ``vocab_size`` ids trained on the text of
+    ``replays``' transcripts. Transcripts are token ids, so they are rendered once through a provisional
+    byte-level tokenizer (which decodes exactly); the replays can then be tokenised with the result."""
+    from echo_rl.models.tokenizer import train_tokenizer
+
+    provisional = ChatFormat.from_config(train_tokenizer(["x"], vocab_size=263), cfg.harness)
+    texts = [provisional.decode(t.token_ids) for t in expert_transcripts(replays, provisional, cfg)]
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size, pretokenizer=pretokenizer)
+    return ChatFormat.from_config(tokenizer, cfg.harness)
 
 
 async def replay_references(
