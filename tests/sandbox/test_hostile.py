@@ -65,6 +65,8 @@ def test_file_size_and_cpu_time_limits(fresh):
 def test_background_processes_die_on_reset_and_stop(fresh):
     box = fresh()
     box.ok("(while :; do echo tick > /tmp/ticker; sleep 0.05; done) & sleep 1000 & nohup sleep 999 >/dev/null 2>&1 &")
+    # background jobs may not have exec'd yet on a loaded machine: wait until both sleeps run
+    box.ok("for i in $(seq 200); do ps -eo args | grep -q '^sleep 1000' && ps -eo args | grep -q '^sleep 999' && break; sleep 0.05; done")
     assert "sleep 1000" in box.ok("ps -eo args")
     box.run(box.sandbox.reset_processes())
     assert "sleep 10" not in box.ok("ps -eo args") and "sleep 99" not in box.ok("ps -eo args")
