@@ -190,6 +190,18 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert json.loads((run_dir / "final" / "final.json").read_text())["scores"]
 
 
+def test_demo_pretraining_measures_heldout_env_ce_before_and_after(cli, tmp_path):
+    out = tmp_path / "demo"
+    result = cli("demo", "--quick", "--until", "sft", "--out", str(out), "pretrain.sessions=12", "sft.max_steps=2",
+                 "sft.eval_every=2", timeout=600)
+    assert result.code == 0, result.stderr[-3000:]
+    (stats,) = [json.loads(p.read_text())["pretrain"] for p in (out / "cache").glob("*/prepare.json")]
+    assert stats["steps"] == 30 and stats["sessions"] == 12
+    before, after = stats["env_ce_heldout_before"], stats["env_ce_heldout_after"]
+    assert math.isfinite(before) and math.isfinite(after) and after < before  # it learnt something of the terminal
+    assert "pre-training: 30 steps on 12 shell sessions" in result.stderr.replace("\n", " ")
+
+
 def test_demo_bad_override_is_one_line(cli, tmp_path):
     result = cli("demo", "--quick", "--out", str(tmp_path / "x"), "run.train.steps=0")
     assert result.code == 2

@@ -2,6 +2,7 @@
 
     key = "replays-" + fingerprint(cfg.tasks.model_dump(mode="json"), "replays-v1")
     value, info, reused = cached_pickle(cache / key, build)     # build() -> (value, info)
+    saved = keyed_record(run / "final.json", key)                 # a JSON result, if computed from ``key``
 
 A cache directory is complete when its ``DONE`` file exists (written last), so an interrupted build is
 rebuilt from scratch rather than read half-written.
@@ -55,3 +56,9 @@ def cached_pickle(root: Path, build: Callable[[], tuple[Any, dict[str, Any]]]) -
     atomic_write_text(root / "replays.json", json.dumps(info))
     mark_complete(root)
     return value, info, False
+
+
+def keyed_record(path: Path, key: str) -> dict[str, Any] | None:
+    """The JSON record at ``path`` when it exists and carries ``"key": key`` (what it was computed from)."""
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    return saved if saved.get("key") == key else None

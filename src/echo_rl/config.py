@@ -422,6 +422,10 @@ class EvalConfig(Section):
         "text JSONL of any agent (see README); built once from the reference solutions if missing"
     )
     heldout_transcript_tasks: int = Field(32, ge=1, description="reference-solver transcripts in that file")
+    validation_transcripts: str | None = Field(
+        None, description="a second such file, of unseen tasks of the training families (recorded like the first, "
+        "from the validation or test split, if missing); its env CE is reported as env_ce_validation"
+    )
     max_tasks: int | None = Field(None, ge=1, description="cap on tasks per split")
     confidence: float = Field(0.95, gt=0, lt=1)
     bootstrap_samples: int = Field(1000, ge=100, description="resamples for pass@k (k > 1) intervals")

@@ -39,11 +39,15 @@ def test_two_process_torchrun_equals_one_process(rl_run, sft_run, tmp_path):
     one = fixed_batch_updates(sft_run, batch, DistContext())
     print(f"losses: 1 process {one['losses']}, 2 processes {two['losses']}")
     assert torch.allclose(torch.tensor(one["losses"]), torch.tensor(two["losses"]), rtol=1e-5, atol=1e-7)
-    worst = max(float((one["params"][k] - two["params"][k]).abs().max()) for k in one["params"])
-    print(f"largest parameter difference after 2 updates: {worst:.3g}")
-    assert worst < 1e-5
     start = load_file(latest_checkpoint(sft_run / "checkpoints") / "model.safetensors")
-    assert any(not torch.equal(start[k], one["params"][k]) for k in start), "the updates changed nothing"
+    # The two updates agree up to float summation order (gloo's all-reduce adds the ranks' halves). Adam turns
+    # an element whose gradient nearly cancels into a ±lr step either way, so the test bounds the difference
+    # of the whole update against the update, not its worst element (3e-5 on 1e-3 steps, measured).
+    update = sum(float((one["params"][k] - start[k]).square().sum()) for k in start) ** 0.5
+    apart = sum(float((one["params"][k] - two["params"][k]).square().sum()) for k in start) ** 0.5
+    print(f"parameter update after 2 steps: norm {update:.3g}; 1 vs 2 processes: norm {apart:.3g}")
+    assert update > 0, "the updates changed nothing"
+    assert apart < 1e-3 * update
 
     records = RunDir(run_out).read_metrics()
     train_records = [r for r in records if r["kind"] == "train"]

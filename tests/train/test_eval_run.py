@@ -1,5 +1,6 @@
 """``echo-rl eval``: scores per split, mode and family with intervals, held-out env CE on a transcript file
-recorded once and reused by the next policy, and a report comparing the two."""
+recorded once and reused by the next policy (and on a second, seen-family set when configured), and a report
+comparing the two."""
 
 from __future__ import annotations
 
@@ -32,11 +33,18 @@ def test_eval_two_policies_on_the_same_heldout_transcripts_then_report(sft_run, 
     assert result["env_ce"]["transcripts"] == 2 and result["env_ce"]["tokens"] > 0
     recorded = shared.read_bytes()
 
-    assert main(["eval", *common, "policy.model=tiny", "--out", str(tmp_path / "base")]) == 0
+    assert "env_ce_validation" not in result
+    seen = tmp_path / "seen.jsonl"  # a second set, of unseen tasks of the training families
+    assert main(["eval", *common, "policy.model=tiny", f"eval.validation_transcripts={seen}",
+                 "--out", str(tmp_path / "base")]) == 0
     base = json.loads((tmp_path / "base" / "eval" / "step-000000.json").read_text())
     assert shared.read_bytes() == recorded, "the transcript file is reused, never rewritten"
     assert base["env_ce"]["tokens"] == result["env_ce"]["tokens"]
     assert base["env_ce"]["value"] != result["env_ce"]["value"]
+    assert [t.family for t in load_trajectories(seen)] == ["csv_lookup", "csv_lookup"]
+    assert base["env_ce_validation"]["file"] == str(seen) and base["env_ce_validation"]["tokens"] > 0
+    logged = [json.loads(line) for line in (tmp_path / "base" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["validation_env_ce"] for r in logged if r.get("kind") == "eval"] == [base["env_ce_validation"]["value"]]
 
     capsys.readouterr()
     assert main(["report", str(tmp_path / "base"), str(tmp_path / "sft"), "--out", str(tmp_path / "report")]) == 0

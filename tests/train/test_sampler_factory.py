@@ -46,7 +46,7 @@ def test_only_the_factories_construct_samplers_and_sandboxes():
     # the container backend's own network-less twin of itself aside
     assert set(sandboxes) == {"sandbox/__init__.py", "sandbox/container.py"}, sandboxes
     factory_users = _constructions({"make_policy", "load_policy"})
-    for entry in ("train/trainer.py", "train/sft.py", "cli/evaluate.py", "cli/rollout.py", "demo/runs.py"):
+    for entry in ("train/trainer.py", "train/sft.py", "train/eval_job.py", "cli/rollout.py"):
         assert entry in factory_users, f"{entry} does not build its sampler with the factory"
 
 

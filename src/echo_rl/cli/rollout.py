@@ -29,12 +29,13 @@ def run_with_progress(
 ) -> list[Trajectory]:
     """Run ``samples`` episodes of every task with the policy ``cfg.policy`` describes, showing a progress
     bar with the outcome counts; trajectories come back in task order, ``samples`` per task."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TextColumn
 
     from echo_rl.harness.chat import ChatFormat
     from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
     from echo_rl.rollout.transcript_file import stamp_tokenizer
     from echo_rl.train.policy_sync import load_policy
+    from echo_rl.train.progress import counting_bar
     from echo_rl.train.session import run_label
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -43,13 +44,7 @@ def run_with_progress(
     runner = EpisodeRunner(policy, chat, cfg, temperature=temperature, label=run_label(out))
     requests = group_requests(tasks, samples)
     outcomes: dict[str, int] = {}
-    with Progress(
-        TextColumn("episodes"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[outcomes]}"),
-    ) as progress:
+    with counting_bar(TextColumn("{task.fields[outcomes]}")) as progress:
         bar = progress.add_task("episodes", total=len(requests), outcomes="")
 
         def done(trajectory: Trajectory) -> None:

@@ -20,7 +20,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from echo_rl.config import RunConfig, Section
-from echo_rl.configfile import apply_overrides, load_model, read_extending_yaml, split_args
+from echo_rl.configfile import apply_overrides, format_validation_error, load_model, read_extending_yaml, split_args
 
 # ``echo-rl demo`` with no CONFIG (``configs/demo.yaml`` holds the same text; a test keeps the two equal)
 DEFAULT_CONFIG = resources.files("echo_rl") / "data" / "demo.yaml"
@@ -183,9 +183,7 @@ def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"method {method.name}: {field}: {first['msg']}") from None
+        raise ValueError(format_validation_error(err, f"method {method.name}")) from None
 
 
 def method_seeds(cfg: DemoConfig, method: Method) -> list[int]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from echo_rl.demo.config import DemoConfig
+from echo_rl.rundir import atomic_write_text
 
 
 def cpu_seconds() -> float:
@@ -58,6 +61,11 @@ class Clock:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+    def save(self, path: Path, **extra: Any) -> None:
+        """``timings.json``: wall and CPU seconds per stage, the total wall time, and ``extra``."""
+        atomic_write_text(path, json.dumps({"stages": self.stages, "cpu_s": self.cpu, "total_s": self.elapsed(), **extra},
+                                           indent=1))
 
     def log(self, text: str) -> None:
         """Print ``text`` after the seconds elapsed since the demo started."""

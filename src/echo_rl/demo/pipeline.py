@@ -55,6 +55,7 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
     from echo_rl.demo.prepare import prepare
     from echo_rl.demo.runs import evaluate_base
     from echo_rl.demo.sft import run_sft
+    from echo_rl.train.progress import counting_bar
 
     console = start_demo(cfg, out)
     atomic_write_text(out / "demo.yaml", dump_config(cfg))
@@ -66,7 +67,8 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
                   f"{cfg.seeds}: {len(runs)} RL runs of {cfg.run.train.steps} steps; machine load {machine['load_start']}")
 
     console.rule("1/5 corpus, reference transcripts, tokenizer, model")
-    with clock.stage("prepare (corpus, replays, tokenizer, model)"), _progress(console) as progress:
+    with clock.stage("prepare (corpus, replays, tokenizer, model)"), \
+            counting_bar(console=console, transient=True) as progress:
         prepared = prepare(cfg, out / "cache", clock.log, progress)
     console.rule("2/5 expert SFT (checkpoint chosen by per-family validation success)")
     with clock.stage("SFT with checkpoint selection"):
@@ -83,13 +85,6 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
     outcomes = _rl_runs(cfg, runs, prepared, sft.checkpoint, sft_key, out / "runs", clock)
     console.rule("5/5 report")
     return _report(cfg, out, clock, machine, base, outcomes, sft, prepared, quick)
-
-
-def _progress(console: Console) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)
 
 
 def _rl_runs(cfg: DemoConfig, runs: list[Any], prepared: Prepared, checkpoint: Path, sft_key: str, out: Path,
@@ -122,11 +117,9 @@ def _report(cfg: DemoConfig, out: Path, clock: Clock, machine: dict[str, Any], b
         summary["cpu_timings"] = dict(clock.cpu)
         summary["elapsed_before_report_s"] = clock.elapsed()
         report = write_report(cfg, summary, out / "report", quick=quick, machine=machine)
-    timings = dict(clock.stages)
-    summary["timings"], summary["cpu_timings"] = timings, dict(clock.cpu)
-    atomic_write_text(out / "timings.json", json.dumps({"stages": timings, "cpu_s": clock.cpu,
-                                                        "total_s": clock.elapsed(), "machine": machine}, indent=1))
-    _print_summary(clock.console, cfg, summary, timings, clock.elapsed(), report)
+    summary["timings"], summary["cpu_timings"] = dict(clock.stages), dict(clock.cpu)
+    clock.save(out / "timings.json", machine=machine)
+    _print_summary(clock.console, cfg, summary, clock.elapsed(), report)
     return report
 
 
@@ -136,36 +129,22 @@ def _score_line(name: str, saved: dict[str, Any]) -> str:
     return f"{name}: {EvalResult.from_json(saved).score_line()}"
 
 
-def _print_table(console: Console, title: str, header: list[str], rows: list[list[str]], caption: str | None = None
-                 ) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, caption=caption)
-    for index, name in enumerate(header):
-        table.add_column(name, justify="right" if index else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-
-
 def _print_sft_curve(console: Console, curve: list[dict[str, Any]]) -> None:
+    from echo_rl.report.render import TableBlock, print_table
+
     families = sorted({name for point in curve for name in point["families"]})
     rows = [[str(point["step"]), f"{point['pass']:.2f}", *(f"{point['families'].get(name, 0.0):.2f}" for name in families)]
             for point in curve]
-    _print_table(console, "SFT curve", ["step", "all", *families], rows,
-                 caption="greedy validation pass@1, overall and per family")
+    print_table(console, "SFT curve", TableBlock(["step", "all", *families], rows),
+                caption="greedy validation pass@1, overall and per family")
 
 
-def _print_summary(console: Console, cfg: DemoConfig, summary: dict[str, Any], timings: dict[str, float], total: float,
-                   report: Path) -> None:
-    from echo_rl.demo.report import results_table
+def _print_summary(console: Console, cfg: DemoConfig, summary: dict[str, Any], total: float, report: Path) -> None:
+    from echo_rl.demo.report import results_table, timing_table
+    from echo_rl.report.render import print_table
 
-    _print_table(console, "base → GRPO → ECHO", *results_table(summary, cfg))
+    print_table(console, "base → GRPO → ECHO", results_table(summary, cfg))
     for text in summary.get("verdicts", {}).values():
         console.print(text)
-    cpu = summary["cpu_timings"]
-    rows = [[name, f"{seconds:.1f}", f"{cpu.get(name, 0.0):.1f}"] for name, seconds in timings.items()]
-    _print_table(console, "wall time", ["stage", "wall s", "CPU s"],
-                 [*rows, ["total", f"{total:.1f}", f"{sum(cpu.values()):.1f}"]])
-    within = "within" if total <= cfg.budget_s else "OVER"
-    console.print(f"demo finished in {total:.0f} s ({within} the {cfg.budget_s:.0f} s budget); report: {report}")
+    print_table(console, "wall time", timing_table(summary["timings"], summary["cpu_timings"], cfg.budget_s))
+    console.print(f"demo finished in {total:.0f} s; report: {report}")

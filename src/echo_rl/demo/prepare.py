@@ -46,6 +46,8 @@ from echo_rl.rollout.expert import Replay, expert_transcripts, replay_references
 from echo_rl.rollout.trajectory import Trajectory, save_trajectories
 from echo_rl.rollout.transcript_file import stamp_tokenizer
 from echo_rl.rundir import atomic_write_text
+from echo_rl.tasks.task import Task
+
 # the shell sessions whose text the BPE is trained on beside the train transcripts (the first ones: enough to
 # learn their merges; rendering a transcript costs ~15 ms, all of them would double the sessions' cost)
 TOKENIZER_SESSIONS = 400
@@ -131,7 +133,7 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
         from echo_rl.demo.pretrain import pretrain
 
         _save_transcripts(root / "sessions.jsonl", expert_transcripts(sessions, chat, run), "pretrain", chat)
-        pretrained = pretrain(cfg, root, root / "sessions.jsonl", len(sessions), written["heldout"], log)
+        pretrained = pretrain(cfg, root, root / "sessions.jsonl", len(sessions), log)
         timings["pretrain_s"] = pretrained["seconds"]
         shutil.rmtree(root / "model-raw")
     train = written["train"]

@@ -1,78 +1,66 @@
 """Stage 1b of the demo: language-model pre-training of the fresh tiny model on recorded shell sessions.
 
-    stats = pretrain(cfg, root, sessions_file, heldout, log)     # ROOT/model-raw → ROOT/model-init
+    stats = pretrain(cfg, root, sessions_file, n_sessions, log)     # ROOT/model-raw → ROOT/model-init
 
-The loop is :class:`echo_rl.train.sft.SFTTrainer` with ``train.sft_targets=all`` (every token of every
+The loop is :func:`echo_rl.train.sft.sft` with ``train.sft_targets=all`` (every token of every
 session: prompt, chat template, commands, outputs) on ``ROOT/sessions.jsonl``
 (:mod:`echo_rl.tasks.sessions`, replayed in the sandbox by :mod:`echo_rl.demo.prepare`), for
-``pretrain.steps`` steps of ``pretrain.batch_size`` sessions, no evaluation, one checkpoint at the end.
-Its weights become ``ROOT/model-init``, the model SFT starts from. The held-out env CE (the reference
-transcripts of the held-out families, at τ = 1) is measured before and after, into the stats.
+``pretrain.steps`` steps of ``pretrain.batch_size`` sessions, one checkpoint at the end. Its weights become
+``ROOT/model-init``, the model SFT starts from. Its two evaluations, before and after, run no episode: they
+measure the held-out env CE (``ROOT/env-ce-heldout.jsonl``, the reference transcripts of the held-out
+families, at τ = 1), into the stats.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from echo_rl.config import RunConfig
 from echo_rl.configfile import with_changes
 from echo_rl.demo.config import DemoConfig
-from echo_rl.rollout.trajectory import Trajectory
 
 
-def pretrain_config(cfg: DemoConfig, model: Path, corpus: Path, sessions_file: Path, n_sessions: int) -> RunConfig:
+def pretrain_config(cfg: DemoConfig, root: Path, sessions_file: Path, n_sessions: int) -> RunConfig:
     """The RunConfig of the pre-training run: the shared run config with the pre-training optimiser and
-    schedule, an all-token SFT over ``sessions_file``, no evaluation, a checkpoint only at the end."""
+    schedule, an all-token SFT over ``sessions_file``, held-out env CE (no episodes) before and after, and a
+    checkpoint only at the end."""
     spec = cfg.pretrain
     return with_changes(cfg.run, {
-        "name": f"{cfg.name}-pretrain", "policy": {"threads": cfg.threads, "model": str(model)},
-        "tasks": {"corpus": str(corpus)},
+        "name": f"{cfg.name}-pretrain", "policy": {"threads": cfg.threads, "model": str(root / "model-raw")},
+        "tasks": {"corpus": str(root / "corpus")},
         "optim": {"lr": spec.lr, "warmup_steps": spec.warmup_steps, "grad_clip": cfg.sft.grad_clip},
         "train": {"sft_batch_size": spec.batch_size, "sft_epochs": spec.steps * spec.batch_size / max(n_sessions, 1),
                   "sft_env_loss_weight": 0.0, "sft_targets": "all", "sft_transcripts": str(sessions_file),
-                  "eval_every": 0, "save_every": 0, "keep_checkpoints": 1},
+                  "eval_every": spec.steps, "save_every": 0, "keep_checkpoints": 1},
+        "eval": {"splits": [], "heldout_transcripts": str(root / "env-ce-heldout.jsonl")},
     })
 
 
-def heldout_ce(model: Any, transcripts: Sequence[Trajectory], cfg: RunConfig, pad_id: int) -> float | None:
-    """Env CE (nats/token, τ = 1) of ``model`` on ``transcripts``, in this process (None without any)."""
-    from echo_rl.distributed import DistContext
-    from echo_rl.eval.heldout import heldout_env_ce
-
-    if not transcripts:
-        return None
-    return heldout_env_ce(model, transcripts, cfg, pad_id, DistContext(), Path("-")).value
-
-
-def pretrain(cfg: DemoConfig, root: Path, sessions_file: Path, n_sessions: int, heldout: Sequence[Trajectory],
-             log: Callable[[str], None]) -> dict[str, Any]:
+def pretrain(cfg: DemoConfig, root: Path, sessions_file: Path, n_sessions: int, log: Callable[[str], None]
+             ) -> dict[str, Any]:
     """Pre-train ``root/model-raw`` on ``sessions_file`` (module docstring) into ``root/model-init``; return
     the steps, seconds, final loss and held-out env CE before and after."""
+    from echo_rl.eval.results import read_results
     from echo_rl.models.load import load_policy_model, save_checkpoint
-    from echo_rl.rundir import read_jsonl
+    from echo_rl.rundir import RunDir, read_jsonl
     from echo_rl.train.checkpoint import list_checkpoints
-    from echo_rl.train.loop import run_loop
-    from echo_rl.train.sft import SFTTrainer
+    from echo_rl.train.sft import sft
 
-    run_cfg = pretrain_config(cfg, root / "model-raw", root / "corpus", sessions_file, n_sessions)
-    model, tokenizer = load_policy_model(str(root / "model-raw"))
-    before = heldout_ce(model, heldout, run_cfg, tokenizer.pad_token_id)
     out = root / "pretrain"
     shutil.rmtree(out, ignore_errors=True)
     start, cpu = time.monotonic(), time.process_time()
-    run_loop(SFTTrainer, run_cfg, out)
+    sft(pretrain_config(cfg, root, sessions_file, n_sessions), out)
     seconds, cpu = time.monotonic() - start, time.process_time() - cpu
     step, checkpoint = list_checkpoints(out / "checkpoints")[-1]
-    model, tokenizer = load_policy_model(str(checkpoint))
-    after = heldout_ce(model, heldout, run_cfg, tokenizer.pad_token_id)
-    save_checkpoint(root / "model-init", model, tokenizer)
+    save_checkpoint(root / "model-init", *load_policy_model(str(checkpoint)))
     shutil.rmtree(out / "checkpoints")
-    records = read_jsonl(out / "metrics.jsonl")
-    last = next((r for r in reversed(records) if r.get("kind") == "sft"), {})
+    results = read_results(RunDir(out))  # at step 0 and at the last: held-out env CE only, no episodes
+    before, after = (r.env_ce.value if r.env_ce else None for r in (results[0], results[-1]))
+    last = next((r for r in reversed(read_jsonl(out / "metrics.jsonl")) if r.get("kind") == "sft"), {})
     stats = {"steps": step, "sessions": n_sessions, "seconds": seconds, "cpu_s": cpu, "loss": last.get("update/loss"),
              "env_ce_train": last.get("update/env_ce"), "env_ce_heldout_before": before, "env_ce_heldout_after": after}
     log(f"pre-training: {step} steps on {n_sessions} shell sessions (all tokens) in {seconds:.1f} s "

@@ -40,19 +40,7 @@ def collect(cfg: DemoConfig, base: dict[str, Any], outcomes: list[Any], sft: Any
     sft_summary = {"selected_step": sft.step, "selected": sft.selected, "curve": sft.curve, "steps_run": sft.steps_run,
                    "stopped_early": sft.stopped_early, "checkpoint": str(sft.checkpoint)}
     return {"base": str(Path(base["final_dir"]) / "final.json"), "runs": runs, "sft": sft_summary, "timings": timings,
-            "prepare": prepared_stats, "config": _config_summary(cfg)}
-
-
-def _config_summary(cfg: DemoConfig) -> dict[str, Any]:
-    run = cfg.run
-    return {
-        "seeds": cfg.seeds, "model": cfg.model.model_dump(), "vocab_size": cfg.tokenizer.vocab_size,
-        "rl_steps": run.train.steps, "tasks_per_step": run.train.tasks_per_step,
-        "rollouts_per_task": run.train.rollouts_per_task, "lr": run.optim.lr, "grad_clip": run.optim.grad_clip,
-        "temperature": run.sampling.temperature, "eval_temperature": run.sampling.eval_temperature,
-        "methods": [{"name": m.name, "label": m.label, "overrides": m.overrides} for m in cfg.methods],
-        "splits": {"validation": run.tasks.num_validation, "test": run.tasks.num_test, "heldout": run.tasks.num_heldout},
-    }
+            "prepare": prepared_stats}
 
 
 def with_selection(final: EvalResult, curve: EvalResult | None) -> EvalResult:
@@ -80,10 +68,10 @@ def demo_arms(summary: dict[str, Any], cfg: DemoConfig) -> list[Arm]:
     return arms
 
 
-def results_table(summary: dict[str, Any], cfg: DemoConfig) -> tuple[list[str], list[list[str]]]:
+def results_table(summary: dict[str, Any], cfg: DemoConfig) -> TableBlock:
     """The comparison table (methods as columns; as rows past six methods)."""
     arms = demo_arms(summary, cfg)
-    return transpose(comparison_table(arms, list(SPLITS), primary=primary_split(arms)))
+    return TableBlock(*transpose(comparison_table(arms, list(SPLITS), primary=primary_split(arms))))
 
 
 def filter_notes(arms: list[Arm]) -> list[str]:
@@ -119,21 +107,20 @@ def sft_figure(summary: dict[str, Any]) -> Figure | None:
 
 
 def _setup_blocks(cfg: DemoConfig, summary: dict[str, Any], quick: bool) -> list[Block]:
-    conf, prep = summary["config"], summary["prepare"]
-    sizes = conf["splits"]
+    run, prep, model = cfg.run, summary["prepare"], cfg.model
     return [
         Heading(f"echo-rl demo{' (--quick)' if quick else ''}: ECHO vs GRPO on a 2-core CPU", 1),
         Paragraph(
-            f"A tiny Qwen3 ({prep.get('parameters', 0) / 1e6:.2f}M parameters, {conf['model']['num_layers']} layers, "
-            f"width {conf['model']['hidden_size']}, byte-level BPE of {prep.get('vocab_size')} ids) is fine-tuned on "
+            f"A tiny Qwen3 ({prep.get('parameters', 0) / 1e6:.2f}M parameters, {model.num_layers} layers, "
+            f"width {model.hidden_size}, byte-level BPE of {prep.get('vocab_size')} ids) is fine-tuned on "
             f"reference-solution transcripts recorded in the sandbox, then trained from the same SFT checkpoint and the "
-            f"same seeds ({', '.join(map(str, conf['seeds']))}) with each method for {conf['rl_steps']} RL steps of "
-            f"{conf['tasks_per_step']} tasks × {conf['rollouts_per_task']} rollouts (lr {conf['lr']:g}, grad clip "
-            f"{conf['grad_clip']:g}, temperature {conf['temperature']:g}; evaluation temperature "
-            f"{conf['eval_temperature']:g}). Splits: {sizes['validation']} validation tasks (the selection split: "
-            f"the SFT checkpoint, the curves, and the ECHO arm in docs/echo-sweep), {sizes['test']} test tasks of the "
-            f"same families on disjoint seeds (reported here, chosen on nothing), {sizes['heldout']} tasks of "
-            f"held-out families."),
+            f"same seeds ({', '.join(map(str, cfg.seeds))}) with each method for {run.train.steps} RL steps of "
+            f"{run.train.tasks_per_step} tasks × {run.train.rollouts_per_task} rollouts (lr {run.optim.lr:g}, grad "
+            f"clip {run.optim.grad_clip:g}, temperature {run.sampling.temperature:g}; evaluation temperature "
+            f"{run.sampling.eval_temperature:g}). Splits: {run.tasks.num_validation} validation tasks (the selection "
+            f"split: the SFT checkpoint, the curves, and the ECHO arm in docs/echo-sweep), {run.tasks.num_test} test "
+            f"tasks of the same families on disjoint seeds (reported here, chosen on nothing), {run.tasks.num_heldout} "
+            f"tasks of held-out families."),
     ]
 
 
@@ -154,13 +141,14 @@ def _sft_block(cfg: DemoConfig, sft: dict[str, Any]) -> Paragraph:
         f"{100 * cfg.sft.select.high:.0f}%, every family ≥ {100 * cfg.sft.select.min_family:.0f}%). Per family: {fams}.")
 
 
-def _timing_rows(timings: dict[str, float], cpu: dict[str, float], budget: float) -> list[list[str]]:
+def timing_table(timings: dict[str, float], cpu: dict[str, float], budget: float) -> TableBlock:
+    """Wall and CPU seconds per stage, each stage's share, the total against ``budget``."""
     total = sum(timings.values())
     rows = [[name, f"{seconds:.1f}", f"{cpu.get(name, 0.0):.1f}", f"{100 * seconds / total:.0f}%" if total else "—"]
             for name, seconds in timings.items()]
     rows.append(["total", f"{total:.1f}", f"{sum(cpu.values()):.1f}",
                  f"{'within' if total <= budget else 'OVER'} the {budget:.0f} s budget"])
-    return rows
+    return TableBlock(["stage", "wall s", "CPU s (this process + sandboxes)", "share of wall"], rows)
 
 
 def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: bool, machine: dict[str, Any]) -> Path:
@@ -188,8 +176,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         TableBlock(*table),
         *comparison_blocks(found, list(SPLITS)),
         Heading("Methods", 3), TableBlock(["method", "configuration (overrides of run)"], [
-            [m["label"], ", ".join(f"{k}={v}" for k, v in m["overrides"].items()) or "—"]
-            for m in summary["config"]["methods"]]),
+            [m.label, ", ".join(f"{k}={v}" for k, v in m.overrides.items()) or "—"] for m in cfg.methods]),
         *(Paragraph(note) for note in filter_notes(arms)),
         *alarm_blocks(arms),
         Heading("Starting policy (SFT)"), _sft_block(cfg, summary["sft"]),
@@ -198,8 +185,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         Paragraph(f"Machine: {machine.get('cpus')} CPUs, load average {machine.get('load_start')} at the start and "
                   f"{machine.get('load_end')} at the end (other processes share the cores: timings scale with it); torch "
                   f"threads {cfg.threads}. Rendering this report comes on top (see timings.json)."),
-        TableBlock(["stage", "wall s", "CPU s (this process + sandboxes)", "share of wall"],
-                   _timing_rows(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s)),
+        timing_table(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s),
     ]
     write_page(blocks, out, "echo-rl demo")
     header, rows = comparison_table(arms, list(SPLITS), primary=primary)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from echo_rl.cache import fingerprint
+from echo_rl.cache import fingerprint, keyed_record
 from echo_rl.config import RunConfig
 from echo_rl.configfile import with_changes
 from echo_rl.demo.config import DemoConfig, Method, method_run
@@ -78,29 +78,14 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
     """Evaluate ``checkpoint`` fully (module docstring) into the run directory ``out``, recorded at ``step``;
     return the result, which also holds ``env_ce_validation`` (reference transcripts of validation tasks)
     and ``eval_s``."""
-    from echo_rl.eval.heldout import heldout_env_ce
-    from echo_rl.rollout.trajectory import load_trajectories
-    from echo_rl.train.policy_sync import make_policy
-    from echo_rl.train.session import open_session
+    from echo_rl.train.eval_job import evaluate_checkpoint
 
     start = time.monotonic()
-    ecfg = final_eval_config(cfg, run)
     shutil.rmtree(out, ignore_errors=True)
-    session = open_session(ecfg, out, resume=False, splits=tuple(ecfg.eval.splits), model=str(checkpoint))
-    try:
-        policy = make_policy(ecfg, session.model, session.tokenizer, model_path=session.model_path)
-        result = session.evaluator(policy).run(step, session.run)
-        session.log(result.flatten())
-        validation = load_trajectories(prepared.env_ce_validation)
-        result.env_ce_validation = heldout_env_ce(session.model, validation, ecfg, session.pad_id, session.ctx,
-                                                  prepared.env_ce_validation)
-    finally:
-        session.close()
-    for split, modes in result.scores.items():
-        for mode, summary in modes.items():
-            if summary.episodes and not summary.valid:
-                reason = next(iter(summary.infra.reasons), "?")
-                raise RuntimeError(f"{out}: every {split}/{mode} episode was an infrastructure error: {reason}")
+    ecfg = with_changes(final_eval_config(cfg, run), {"eval": {"validation_transcripts": str(prepared.env_ce_validation)}})
+    result = evaluate_checkpoint(ecfg, out, model=str(checkpoint), step=step)
+    if (why := result.infra_failure()) is not None:
+        raise RuntimeError(f"{out}: {why}")
     result.extra |= {"checkpoint": str(checkpoint), "eval_s": time.monotonic() - start}
     return result.to_json()
 
@@ -131,11 +116,11 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     run = run_config(cfg, method, seed, prepared, checkpoint)
     key = run_key(cfg, run, sft_key)
     final_path, trained_path = out / FINAL / "final.json", out / TRAINED
-    saved = saved_with_key(final_path, key)
+    saved = keyed_record(final_path, key)
     if saved is not None:
         log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
         return RunOutcome(method, seed, out, saved, saved.get("train_s", 0.0), saved.get("eval_s", 0.0), True)
-    trained = saved_with_key(trained_path, key)
+    trained = keyed_record(trained_path, key)
     if trained is not None:
         log(f"reusing the training of {out.name}; evaluating it again")
     else:
@@ -159,12 +144,6 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
                       cpu2 - cpu1)
 
 
-def saved_with_key(path: Path, key: str) -> dict[str, Any] | None:
-    """The JSON record at ``path`` when it exists and carries ``key`` (what it was computed from)."""
-    saved = json.loads(path.read_text()) if path.is_file() else {}
-    return saved if saved.get("key") == key else None
-
-
 def run_key(cfg: DemoConfig, run: RunConfig, sft_key: str) -> str:
     """What a run's training and final evaluation depend on."""
     return fingerprint(sft_key, run.model_dump(mode="json"), cfg.eval.model_dump(mode="json"), "run-v1")
@@ -176,7 +155,7 @@ def evaluate_base(cfg: DemoConfig, prepared: Prepared, checkpoint: Path, sft_key
     key = fingerprint(sft_key, final_eval_config(cfg, run).model_dump(mode="json"), cfg.eval.model_dump(mode="json"),
                       "base-v1")
     path = out / "final.json"
-    saved = saved_with_key(path, key)
+    saved = keyed_record(path, key)
     if saved is not None:
         log("reusing the base evaluation")
         return saved

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from echo_rl.cache import fingerprint
+from echo_rl.cache import fingerprint, keyed_record
 from echo_rl.config import RunConfig
 from echo_rl.configfile import with_changes
 from echo_rl.demo.config import DemoConfig, Selection
 from echo_rl.demo.prepare import Prepared
-from echo_rl.demo.runs import saved_with_key
 from echo_rl.eval.results import EvalResult
 from echo_rl.rundir import atomic_write_text
 from echo_rl.train.loop import Callback, Loop, LoopControl
@@ -128,7 +127,7 @@ def run_sft(cfg: DemoConfig, prepared: Prepared, out: Path, log: Any) -> SFTResu
     run_cfg = sft_config(cfg, prepared, len(demos))
     key = fingerprint(prepared.root.name, run_cfg.model_dump(mode="json"), cfg.sft.model_dump(mode="json"), "sft-v1")
     record = out / "selection.json"
-    saved = saved_with_key(record, key)
+    saved = keyed_record(record, key)
     if saved is not None and is_complete(Path(saved["checkpoint"])):
         log(f"reusing the SFT checkpoint {saved['checkpoint']} (step {saved['step']})")
         return SFTResult(Path(saved["checkpoint"]), saved["step"], saved["curve"], saved["selected"], True,

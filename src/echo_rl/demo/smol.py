@@ -10,16 +10,14 @@ directory ``OUT/smollm2-135m/`` and its report ``OUT/report/``.
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
-import time
 from pathlib import Path
 
 from echo_rl.config import RunConfig
 from echo_rl.configfile import apply_overrides
 from echo_rl.demo.config import DemoConfig
-from echo_rl.demo.console import load_average, start_demo
-from echo_rl.rundir import atomic_write_text
+from echo_rl.demo.console import Clock, load_average, start_demo
 
 
 def smol_config(cfg: DemoConfig, model: str, out: Path) -> RunConfig:
@@ -47,27 +45,22 @@ def run_smol(cfg: DemoConfig, out: Path, model: str, *, quick: bool = False) -> 
     from echo_rl.train.trainer import train
 
     console = start_demo(cfg, out)
-    out = Path(out)
+    clock, out = Clock(console), Path(out)
     run_dir = out / model
     run_cfg = smol_config(cfg, model, run_dir)
-    timings: dict[str, float] = {}
     console.rule(f"[bold]echo-rl demo --model {model}[/bold] → {out}")
-    start = time.monotonic()
     console.print(f"loading {model} (converted once into the echo-rl cache; the first time takes ~25 s) …")
-    resolve_checkpoint(model)
-    timings["load / convert model"] = time.monotonic() - start
+    with clock.stage("load / convert model"):
+        resolve_checkpoint(model)
     console.print(f"evaluating on {cfg.smol.eval_tasks} validation tasks (greedy), {cfg.smol.steps} ECHO steps of "
                   f"{cfg.smol.tasks_per_step} tasks × {cfg.smol.rollouts_per_task} rollouts, evaluating again")
-    start = time.monotonic()
-    shutil.rmtree(run_dir, ignore_errors=True)
-    train(run_cfg, run_dir)
-    timings["evaluate, train, evaluate"] = time.monotonic() - start
-    start = time.monotonic()
-    report = build_report([run_dir], out / "report")
-    timings["report"] = time.monotonic() - start
-    atomic_write_text(out / "timings.json", json.dumps({"stages": timings, "total_s": sum(timings.values()),
-                                                        "load": load_average()}, indent=1))
-    for name, seconds in timings.items():
+    with clock.stage("evaluate, train, evaluate"):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        train(run_cfg, run_dir)
+    with clock.stage("report"):
+        report = build_report([run_dir], out / "report")
+    clock.save(out / "timings.json", machine={"cpus": os.cpu_count(), "load": load_average()})
+    for name, seconds in clock.stages.items():
         console.print(f"{name}: {seconds:.1f} s")
     console.print(f"report: {report}")
     return report

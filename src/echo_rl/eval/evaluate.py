@@ -1,6 +1,6 @@
 """Evaluate a policy: pass@k per split, mode and family, held-out env CE, efficiency.
 
-    evaluator = Evaluator(cfg, policy, chat, splits, label=..., ctx=ctx, env_ce=(model, transcripts, path))
+    evaluator = Evaluator(cfg, policy, chat, splits, label=..., ctx=ctx, env_ce=EnvCESet(...))
     result = evaluator.run(step, run_dir)          # see echo_rl.eval.results for the shape
 
 Modes: ``sampled`` — ``eval.samples_per_task`` episodes per task at ``sampling.eval_temperature``;
@@ -21,7 +21,7 @@ import torch
 
 from echo_rl.config import RunConfig
 from echo_rl.eval.heldout import heldout_env_ce
-from echo_rl.eval.results import EvalResult, Summary, write_result
+from echo_rl.eval.results import EnvCE, EvalResult, Summary, write_result
 from echo_rl.eval.summary import summarize_episodes
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.rollout.episode import EpisodeRunner, group_requests, run_episodes
@@ -48,8 +48,10 @@ class EnvCESet:
 class Evaluator:
     def __init__(
         self, cfg: RunConfig, policy: Policy, chat: ChatFormat, splits: dict[str, list[Task]], *,
-        label: str, ctx: DistContext, env_ce: EnvCESet | None = None,
+        label: str, ctx: DistContext, env_ce: EnvCESet | None = None, env_ce_validation: EnvCESet | None = None,
     ) -> None:
+        """``env_ce``: the held-out env CE's set (``result.env_ce``); ``env_ce_validation``: a second one, of
+        unseen tasks of the training families (``result.env_ce_validation``)."""
         self.cfg = cfg
         self.policy = policy
         self.chat = chat
@@ -58,12 +60,17 @@ class Evaluator:
         self.label = label
         self.ctx = ctx
         self.env_ce = env_ce
+        self.env_ce_validation = env_ce_validation
 
     def modes(self) -> list[tuple[str, float, int]]:
         """(name, temperature, samples per task) of each configured decoding mode."""
         ev = self.cfg.eval
         modes = [("sampled", self.cfg.sampling.eval_temperature, ev.samples_per_task)] if ev.sampled else []
         return modes + ([("greedy", 0.0, 1)] if ev.greedy else [])
+
+    def score(self, ce: EnvCESet) -> EnvCE:
+        """Env CE (nats/token, τ = 1) of ``ce.model`` on ``ce.transcripts``."""
+        return heldout_env_ce(ce.model, ce.transcripts, self.cfg, ce.pad_id, self.ctx, ce.path)
 
     def episodes(
         self, tasks: Sequence[Task], split: str, temperature: float, n: int, step: int, seed: int
@@ -92,9 +99,11 @@ class Evaluator:
         result = EvalResult(step, scores)
         ce = self.env_ce
         if ce is not None and ce.transcripts:
-            result.env_ce = heldout_env_ce(ce.model, ce.transcripts, self.cfg, ce.pad_id, self.ctx, ce.path)
+            result.env_ce = self.score(ce)
         elif ce is not None:
             result.env_ce_skipped = ce.skipped
+        if self.env_ce_validation is not None and self.env_ce_validation.transcripts:
+            result.env_ce_validation = self.score(self.env_ce_validation)
         if run is not None and self.ctx.is_main:
             write_result(run, result)
         return result

@@ -185,7 +185,7 @@ class EvalResult:
     def flatten(self) -> dict[str, Any]:
         """The ``kind: eval`` line of ``metrics.jsonl``: ``<split>/<mode>/pass@k`` with ``_low`` / ``_high``,
         ``…/infra_excluded``, ``…/unverified`` (when any), ``…/timeout_rate``, ``…/turns_mean``,
-        ``…/tokens_mean``, ``heldout_env_ce``; no pass@k where no episode was verified."""
+        ``…/tokens_mean``, ``heldout_env_ce`` (and ``validation_env_ce``); no pass@k where no episode was verified."""
         record: dict[str, Any] = {"kind": "eval", "step": self.step}
         for split, modes in self.scores.items():
             for mode, summary in modes.items():
@@ -202,7 +202,18 @@ class EvalResult:
                                f"{prefix}/tokens_mean": eff.tokens_mean}
         if self.env_ce:
             record["heldout_env_ce"] = self.env_ce.value
+        if self.env_ce_validation:
+            record["validation_env_ce"] = self.env_ce_validation.value
         return record
+
+    def infra_failure(self) -> str | None:
+        """Why a split/mode had episodes but every one was an infrastructure error (None when none was so)."""
+        for split, modes in self.scores.items():
+            for mode, summary in modes.items():
+                if summary.episodes and not summary.valid:
+                    return f"every {split}/{mode} episode was an infrastructure error: " \
+                           f"{next(iter(summary.infra.reasons), '?')}"
+        return None
 
     def unverified_notes(self) -> list[str]:
         """One line per split and mode with episodes of tasks without tests: pass@k is not available there."""

@@ -1,11 +1,12 @@
 """A report as a list of blocks, rendered to Markdown and to a self-contained-ish HTML page (images are
-referenced by relative path, next to the page)."""
+referenced by relative path, next to the page); a table also to a terminal (:func:`print_table`)."""
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from echo_rl.rundir import atomic_write_text
 
@@ -81,6 +82,18 @@ def to_html(blocks: list[Block], title: str) -> str:
         f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
+
+
+def print_table(console: Any, title: str, table: TableBlock, caption: str | None = None) -> None:
+    """``table`` on a rich console (first column left-aligned, the others right)."""
+    from rich.table import Table
+
+    shown = Table(title=title, caption=caption)
+    for index, name in enumerate(table.header):
+        shown.add_column(name, justify="right" if index else "left", overflow="fold")
+    for row in table.rows:
+        shown.add_row(*row)
+    console.print(shown)
 
 
 def write_page(blocks: list[Block], out: Path, title: str) -> Path:

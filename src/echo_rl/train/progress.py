@@ -1,6 +1,7 @@
 """The live progress display of a run: a bar with step, reward, pass rate, env CE, tokens/s and ETA, and one
 line per step (alarms in red). A verifier-free RL step (no reward) shows "no verifier" instead of reward and
 pass rate, and a step under a rollout filter the share of rollouts the env term kept.
+:func:`counting_bar` is the plain bar of other long jobs (episodes, replays).
 Writes to stderr; disabled by ``logging.progress: false`` and on ranks > 0."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
@@ -23,6 +26,12 @@ from echo_rl.train.alarms import Alarm
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
     return "—" if value is None else format(value, spec)
+
+
+def counting_bar(*extra: ProgressColumn, console: Console | None = None, transient: bool = False) -> Progress:
+    """A bar per counted job (episodes, replays): its description, done / total, elapsed time, then ``extra``."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), *extra,
+                    console=console, transient=transient)
 
 
 class ProgressDisplay:

@@ -109,11 +109,20 @@ class Session:
             self.logger.log(record)
 
     def evaluator(self, policy: Policy) -> Evaluator:
-        """An evaluator over the run's validation/held-out splits, with held-out env CE on the fixed
-        transcript file (``eval.heldout_transcripts``, default ``RUN/eval/heldout_transcripts.jsonl``),
-        recorded by rank 0 on first use from the held-out tasks (validation tasks when there are none)."""
-        path = Path(self.cfg.eval.heldout_transcripts or self.run.evals / "heldout_transcripts.jsonl")
-        source = self.splits.get("heldout") or self.splits.get("validation") or []
+        """An evaluator over the run's splits, with held-out env CE on the fixed transcript file
+        (``eval.heldout_transcripts``, default ``RUN/eval/heldout_transcripts.jsonl``; recorded by rank 0 on
+        first use from the held-out tasks, validation tasks when there are none) and, when
+        ``eval.validation_transcripts`` is set, env CE on that file too (recorded from validation or test tasks)."""
+        heldout = self._env_ce_set(Path(self.cfg.eval.heldout_transcripts or self.run.evals / "heldout_transcripts.jsonl"),
+                                   self.splits.get("heldout") or self.splits.get("validation") or [])
+        seen = self.cfg.eval.validation_transcripts
+        validation = self._env_ce_set(Path(seen), self.splits.get("validation") or self.splits.get("test") or []) \
+            if seen else None
+        return Evaluator(self.cfg, policy, self.chat, self.splits, label=self.label, ctx=self.ctx, env_ce=heldout,
+                         env_ce_validation=validation)
+
+    def _env_ce_set(self, path: Path, source: list[Task]) -> EnvCESet:
+        """The transcripts of ``path`` (recorded from ``source`` by rank 0 if missing), or why there are none."""
         known = [task for tasks in self.splits.values() for task in tasks]
         if self.ctx.is_main:
             transcripts, skipped = load_or_record(path, source, self.chat, self.cfg, self.label, known=known)
@@ -122,9 +131,8 @@ class Session:
             transcripts, skipped = load_or_record(path, source, self.chat, self.cfg, self.label, known=known,
                                                   record=False)
         if skipped:
-            log.warning("held-out env CE is not measured: %s", skipped)
-        env_ce = EnvCESet(self.model, transcripts, path, self.pad_id, skipped)
-        return Evaluator(self.cfg, policy, self.chat, self.splits, label=self.label, ctx=self.ctx, env_ce=env_ce)
+            log.warning("env CE on %s is not measured: %s", path, skipped)
+        return EnvCESet(self.model, transcripts, path, self.pad_id, skipped)
 
     def close(self) -> None:
         if self.logger is not None:

@@ -49,6 +49,15 @@ if DynamicLayer is not None:
         _key_room: torch.Tensor | None = None
         _value_room: torch.Tensor | None = None
 
+        @classmethod
+        def in_room(cls, key_room: torch.Tensor, value_room: torch.Tensor, length: int) -> _GrowingLayer:
+            """A layer holding the first ``length`` positions of the rooms (no copy), growing into the rest."""
+            layer = cls()
+            layer._key_room, layer._value_room = key_room, value_room
+            layer.keys, layer.values = key_room[:, :, :length], value_room[:, :, :length]
+            layer.device, layer.dtype, layer.is_initialized = key_room.device, key_room.dtype, True
+            return layer
+
         def update(
             self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object, **kwargs: object
         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,12 +129,7 @@ def cache_in_rooms(rooms: list[LayerKV], length: int) -> DynamicCache:
     if DynamicLayer is None:
         return cache_from([(keys[:, :, :length], values[:, :, :length]) for keys, values in rooms])
     cache = new_cache()
-    for keys, values in rooms:
-        layer = _GrowingLayer()
-        layer._key_room, layer._value_room = keys, values
-        layer.keys, layer.values = keys[:, :, :length], values[:, :, :length]
-        layer.device, layer.dtype, layer.is_initialized = keys.device, keys.dtype, True
-        cache.layers.append(layer)
+    cache.layers.extend(_GrowingLayer.in_room(keys, values, length) for keys, values in rooms)
     return cache
 
 
