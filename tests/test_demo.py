@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from echo_rl.config import RunConfig
-from echo_rl.demo.config import DEFAULT_CONFIG, DemoConfig, load_demo_config, method_run, method_seeds
+from echo_rl.demo.config import DEFAULT_CONFIG, DemoConfig, active_methods, load_demo_config, method_run, method_seeds
 from echo_rl.demo.sft import is_eligible, rank
 from echo_rl.errors import UserError
 
@@ -39,6 +39,9 @@ def test_default_config_resolves_every_method():
     # same starting point and seeds for every method: only the objective differs
     strip = lambda r: {k: v for k, v in r.model_dump().items() if k not in ("objective", "name")}
     assert all(strip(r) == strip(runs["grpo"]) for r in runs.values())
+    # GRPO and ECHO by default; the paper's λ and env-only with --all-methods (all_methods=true)
+    assert [m.name for m in active_methods(cfg)] == ["grpo", "echo"]
+    assert [m.name for m in active_methods(load_demo_config(("all_methods=true",)))] == list(runs)
     seeds = {m.name: method_seeds(cfg, m) for m in cfg.methods}
     assert seeds["grpo"] == seeds["echo"] == seeds["env-only"] == cfg.seeds  # at least 2 seeds each
     assert seeds["echo-paper"] == cfg.seeds[: len(seeds["echo-paper"])]
@@ -121,7 +124,7 @@ def _sane_score(cell: dict | None) -> None:
 def test_demo_quick_end_to_end(cli, tmp_path):
     out = tmp_path / "demo"
     start = time.monotonic()
-    result = cli("demo", "--quick", "--out", str(out), timeout=900)
+    result = cli("demo", "--quick", "--all-methods", "--out", str(out), timeout=900)
     first = time.monotonic() - start
     assert result.code == 0, result.stderr[-3000:]
     report = out / "report"
@@ -165,14 +168,14 @@ def test_demo_quick_end_to_end(cli, tmp_path):
 
     # a re-run with the same config reuses every stage
     start = time.monotonic()
-    again = cli("demo", "--quick", "--out", str(out), timeout=600)
+    again = cli("demo", "--quick", "--all-methods", "--out", str(out), timeout=600)
     assert again.code == 0, again.stderr[-3000:]
     assert again.stderr.count("reusing") >= 3
     assert time.monotonic() - start < first
     assert json.loads((report / "summary.json").read_text())["arms"] == summary["arms"]
 
     # --until sft stops after SFT and shows the per-family curve (stored in sft/selection.json)
-    until = cli("demo", "--quick", "--until", "sft", "--out", str(out), timeout=600)
+    until = cli("demo", "--quick", "--all-methods", "--until", "sft", "--out", str(out), timeout=600)
     assert until.code == 0, until.stderr[-3000:]
     assert "SFT curve" in until.stderr and "step" in until.stderr
     assert f"SFT curve written to {out / 'sft' / 'selection.json'}" in until.stderr.replace("\n", "")
@@ -183,7 +186,7 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     (run_dir / "final" / "final.json").unlink()
     checkpoint = sorted((run_dir / "checkpoints").iterdir())[-1]
     before = (checkpoint / "model.safetensors").stat().st_mtime_ns
-    redo = cli("demo", "--quick", "--out", str(out), timeout=600)
+    redo = cli("demo", "--quick", "--all-methods", "--out", str(out), timeout=600)
     assert redo.code == 0, redo.stderr[-3000:]
     assert f"reusing the training of {run_dir.name}" in redo.stderr.replace("\n", " ")
     assert (checkpoint / "model.safetensors").stat().st_mtime_ns == before

@@ -18,21 +18,26 @@ from echo_rl.cli.common import config_arguments, out_option
 @click.option("--model", type=click.Choice(["tiny", "smollm2-135m"]), default="tiny", show_default=True,
               help="tiny: the full study on a locally built tiny Qwen3; smollm2-135m: evaluate SmolLM2-135M-Instruct "
                    "on validation tasks and run a few ECHO steps (a real chat model end to end on CPU).")
+@click.option("--all-methods", is_flag=True,
+              help="Also run the methods the config marks extra (the default: the paper's λ = 0.05 and env-only).")
 @click.option("--until", type=click.Choice(["sft"]), default=None,
               help="Stop after this stage (sft: the SFT curve per family, in OUT/sft/selection.json).")
-def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None, model: str,
+def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None, model: str, all_methods: bool,
          until: str | None) -> None:
     """Run the whole study at small scale and write a report.
 
     Builds a task corpus, records reference transcripts in the sandbox, trains a BPE tokenizer and a tiny
     Qwen3, fine-tunes it on the transcripts (checkpoint chosen by per-family validation success), then runs
-    GRPO, ECHO and env-only from that checkpoint on the same seeds, evaluates everything and writes
+    GRPO and ECHO (with --all-methods also the paper's ECHO and env-only) from that checkpoint on the same
+    seeds, evaluates everything and writes
     OUT/report/ (report.md, report.html, summary.json, plots). CONFIG is a demo config (default:
     configs/demo.yaml, embedded); overrides look like run.train.steps=40 or sft.max_steps=300. Re-running
     with the same config reuses what is already in OUT.
     """
     from echo_rl.demo import run_demo
 
+    if all_methods:
+        config_args = (*config_args, "all_methods=true")
     written = run_demo(config_args, out, quick=quick, seeds=seeds, model=None if model == "tiny" else model,
                        until=until)
     click.echo(f"{'SFT curve' if until else 'report'} written to {written}", err=True)

@@ -120,6 +120,7 @@ class Method(Section):
     label: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     seeds: int | None = Field(None, ge=1, description="run only the first N seeds (None: all)")
+    extra: bool = Field(False, description="run only with --all-methods (all_methods: true)")
 
 
 class EvalSpec(Section):
@@ -152,6 +153,7 @@ class DemoConfig(Section):
     pretrain: PretrainSpec = PretrainSpec()
     sft: SFTSpec = SFTSpec()
     methods: list[Method] = Field(min_length=1)
+    all_methods: bool = Field(False, description="also run the methods marked extra (--all-methods)")
     eval: EvalSpec = EvalSpec()
     smol: SmolSpec = SmolSpec()
     budget_s: float = Field(1200.0, gt=0, description="wall-time budget the timing table is checked against")
@@ -184,6 +186,11 @@ def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ValueError(format_validation_error(err, f"method {method.name}")) from None
+
+
+def active_methods(cfg: DemoConfig) -> list[Method]:
+    """The methods this demo runs: all of them with ``all_methods``, else those not marked ``extra``."""
+    return [m for m in cfg.methods if cfg.all_methods or not m.extra]
 
 
 def method_seeds(cfg: DemoConfig, method: Method) -> list[int]:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from echo_rl.configfile import dump_config
-from echo_rl.demo.config import DemoConfig, load_demo_config, method_seeds
+from echo_rl.demo.config import DemoConfig, active_methods, load_demo_config, method_seeds
 from echo_rl.demo.console import Clock, load_average, start_demo
 from echo_rl.rundir import atomic_write_text
 
@@ -61,9 +61,10 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
     atomic_write_text(out / "demo.yaml", dump_config(cfg))
     clock = Clock(console)
     machine = {"cpus": os.cpu_count(), "load_start": load_average(), "torch_threads": cfg.threads}
-    runs = [(method, seed) for method in cfg.methods for seed in method_seeds(cfg, method)]
+    methods = active_methods(cfg)
+    runs = [(method, seed) for method in methods for seed in method_seeds(cfg, method)]
     console.rule(f"[bold]echo-rl demo{' --quick' if quick else ''}[/bold] → {out}")
-    console.print(f"{len(cfg.methods)} methods ({', '.join(m.label for m in cfg.methods)}) × seeds "
+    console.print(f"{len(methods)} methods ({', '.join(m.label for m in methods)}) × seeds "
                   f"{cfg.seeds}: {len(runs)} RL runs of {cfg.run.train.steps} steps; machine load {machine['load_start']}")
 
     console.rule("1/5 corpus, reference transcripts, tokenizer, model")

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from echo_rl.demo.config import DemoConfig
+from echo_rl.demo.config import DemoConfig, active_methods
 from echo_rl.eval.results import EvalResult
 from echo_rl.report.arms import SPLITS, Arm, arm_summary, compare_with_reference, primary_split
 from echo_rl.report.build import METHOD_NOTE, alarm_blocks, comparison_blocks
@@ -57,7 +57,7 @@ def demo_arms(summary: dict[str, Any], cfg: DemoConfig) -> list[Arm]:
     first = next(iter(runs.values()), None)
     base = EvalResult.from_json(json.loads(Path(summary["base"]).read_text()))
     arms = [Arm("base", "base (SFT)", [with_selection(base, first.base_eval() if first else None)])]
-    for method in cfg.methods:
+    for method in active_methods(cfg):
         mine = [r for r in summary["runs"] if r["method"] == method.name]
         if mine:
             data = [runs[r["path"]] for r in mine]
@@ -176,7 +176,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         TableBlock(*table),
         *comparison_blocks(found, list(SPLITS)),
         Heading("Methods", 3), TableBlock(["method", "configuration (overrides of run)"], [
-            [m.label, ", ".join(f"{k}={v}" for k, v in m.overrides.items()) or "—"] for m in cfg.methods]),
+            [m.label, ", ".join(f"{k}={v}" for k, v in m.overrides.items()) or "—"] for m in active_methods(cfg)]),
         *(Paragraph(note) for note in filter_notes(arms)),
         *alarm_blocks(arms),
         Heading("Starting policy (SFT)"), _sft_block(cfg, summary["sft"]),
