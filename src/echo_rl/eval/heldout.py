@@ -59,13 +59,10 @@ def load_or_record(
 
 
 def heldout_env_ce(
-    model: torch.nn.Module, transcripts: Sequence[Trajectory], cfg: RunConfig, pad_id: int,
-    ctx: DistContext | None = None, path: Path = Path("-"),
+    model: torch.nn.Module, transcripts: Sequence[Trajectory], cfg: RunConfig, pad_id: int, ctx: DistContext, path: Path
 ) -> EnvCE:
     """Nats/token at τ = 1 over ``transcripts`` (with the model's output vocabulary size, for the uniform
-    guess ln|V|; ``path``: where they came from), each rank of ``ctx`` (default: this process alone) scoring
-    its share in micro-batches of ``train.micro_batch_size``."""
-    ctx = ctx or DistContext()
+    guess ln|V|), each rank scoring its share in micro-batches of ``train.micro_batch_size``."""
     mine = shard(transcripts, ctx)
     nll = tokens = 0.0
     size = cfg.train.micro_batch_size
