@@ -83,11 +83,24 @@ def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):
     (("run.train.stepz=3",), "run.train.stepz"),
     (("sft.select.low=0.9", "sft.select.high=0.1"), "sft.select"),
     (("methods=[]",), "methods"),
+    (("sft.max_steps=100",), "eval_from"),  # sft.eval_from is 150: no evaluation would choose the checkpoint
 ])
 def test_bad_config_is_one_line_user_error(args, field):
     with pytest.raises(UserError) as err:
         load_demo_config(args)
     assert field in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("section, key", [("sft", "lr"), ("pretrain", None), ("model", "copy_warmup")])
+def test_the_embedded_default_alone_sets_the_values(tmp_path, section, key):
+    """A demo config that neither extends the default nor sets a value is refused, naming the field: no
+    second set of defaults in the code to disagree with the embedded one."""
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    del (data[section] if key else data)[key or section]
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(UserError) as err:
+        load_demo_config((str(tmp_path / "own.yaml"),))
+    assert str(err.value).endswith(f"own.yaml: {section}{'.' + key if key else ''}: Field required")
 
 
 def test_bad_method_override_names_the_method():
@@ -100,7 +113,7 @@ def test_bad_method_override_names_the_method():
 def test_selection_prefers_in_band_checkpoints_with_every_family_learned():
     from echo_rl.demo.config import Selection
 
-    select = Selection(low=0.2, high=0.6, min_family=0.1)
+    select = Selection(low=0.2, high=0.6, min_family=0.1, patience=1)
     points = [
         {"step": 50, "pass": 0.10, "worst_family": 0.0},   # below the band
         {"step": 100, "pass": 0.35, "worst_family": 0.0},  # in band, one family at zero
@@ -156,7 +169,7 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     kept = arms["env-only"]["rollouts_kept"]  # the verifier-free arm says what its filter kept
     assert len(kept) == 1 and 0 <= kept[0] <= 1 and arms["grpo"]["rollouts_kept"] == [None]
     assert "rollouts kept by the env filter" in text and "clean tool call" in text
-    assert summary["sft"]["selected_step"] >= 1
+    assert summary["sft"]["step"] >= 1
     assert "| metric | base (SFT) | GRPO | ECHO (stable)" in summary["table_markdown"]
     assert len(summary["runs"]) == len(arms) - 1  # one seed each under --quick
     for run in summary["runs"]:
@@ -217,8 +230,8 @@ def test_the_sft_figure_shows_every_family_and_marks_the_selected_step():
 
     curve = [{"step": 10, "pass": 0.1, "families": {"a": 0.0, "b": 0.2}, "env_ce_heldout": 3.0},
              {"step": 20, "pass": 0.3, "families": {"a": 0.4}, "env_ce_heldout": None}]
-    figure = sft_figure({"sft": {"selected_step": 20, "curve": curve}, "prepare": {"vocab_size": 1024}})
+    figure = sft_figure({"sft": {"step": 20, "curve": curve}, "prepare": {"vocab_size": 1024}})
     passes, env = figure.panels
     assert [line.label for line in passes.lines] == ["validation (all)", "a", "b"] and passes.lines[0].alarms == (20,)
     assert passes.lines[2].steps == [10] and env.lines[0].steps == [10] and round(env.references[0].value, 2) == 6.93
-    assert sft_figure({"sft": {"selected_step": 0, "curve": []}}) is None
+    assert sft_figure({"sft": {"step": 0, "curve": []}}) is None

@@ -34,10 +34,10 @@ def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None
     configs/demo.yaml, embedded); overrides look like run.train.steps=40 or sft.max_steps=300. Re-running
     with the same config reuses what is already in OUT.
     """
-    from echo_rl.demo import run_demo
+    from echo_rl.demo.pipeline import run
 
     if all_methods:
         config_args = (*config_args, "all_methods=true")
-    written = run_demo(config_args, out, quick=quick, seeds=seeds, model=None if model == "tiny" else model,
-                       until=until)
+    written = run(config_args, out, quick=quick, seeds=seeds, model=None if model == "tiny" else model,
+                  until=until)
     click.echo(f"{'SFT curve' if until else 'report'} written to {written}", err=True)

@@ -20,7 +20,9 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from echo_rl.config import RunConfig, Section
-from echo_rl.configfile import apply_overrides, format_validation_error, load_model, read_extending_yaml, split_args
+from echo_rl.configfile import (
+    apply_overrides, format_validation_error, load_model, read_extending_yaml, split_args, with_changes,
+)
 
 # ``echo-rl demo`` with no CONFIG (``configs/demo.yaml`` holds the same text; a test keeps the two equal)
 DEFAULT_CONFIG = resources.files("echo_rl") / "data" / "demo.yaml"
@@ -29,9 +31,9 @@ DEFAULT_CONFIG = resources.files("echo_rl") / "data" / "demo.yaml"
 class TokenizerSpec(Section):
     """The byte-level BPE trained on the corpus' expert transcripts."""
 
-    vocab_size: int = Field(1024, ge=300)
+    vocab_size: int = Field(ge=300)
     pretokenizer: Literal["bytelevel", "qwen"] = Field(
-        "qwen", description="qwen: Qwen3's split (one token per digit), so copied values keep their tokens")
+        description="qwen: Qwen3's split (one token per digit), so copied values keep their tokens")
 
 
 class CopyWarmup(Section):
@@ -40,25 +42,30 @@ class CopyWarmup(Section):
     tiny model cannot, and learns it from demonstrations only after a long plateau (the small-scale notes).
     A few dozen CPU-seconds of this give it an induction circuit first. 0 steps: off."""
 
-    steps: int = Field(150, ge=0)
-    length: int = Field(24, ge=2)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    steps: int = Field(ge=0)
+    length: int = Field(ge=2)
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
 
 
-class PretrainSpec(Section):
+class StageOptim(Section):
+    """The optimiser of a stage run by the SFT loop (pre-training, SFT); the gradient clip is ``sft.grad_clip``."""
+
+    batch_size: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    warmup_steps: int = Field(ge=0)
+
+
+class PretrainSpec(StageOptim):
     """Pre-training of the fresh tiny model before SFT: a plain LM loss over every token
     (``train.sft_targets=all``) of ``sessions`` random shell sessions recorded in the sandbox
     (:mod:`echo_rl.tasks.sessions`, independent of the task families), so the model starts SFT with a world
     model of the terminal, as a pretrained LM would. The tokenizer is trained on these sessions too. 0
     sessions or 0 steps: off."""
 
-    sessions: int = Field(1000, ge=0)
-    seed: int = 0
-    steps: int = Field(300, ge=0)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    warmup_steps: int = Field(20, ge=0)
+    sessions: int = Field(ge=0)
+    seed: int
+    steps: int = Field(ge=0)
 
     @property
     def enabled(self) -> bool:
@@ -68,13 +75,13 @@ class PretrainSpec(Section):
 class ModelSpec(Section):
     """Sizes of the tiny Qwen3 (``Qwen3ForCausalLM`` from a ``Qwen3Config``)."""
 
-    hidden_size: int = Field(128, ge=16)
-    num_layers: int = Field(3, ge=2)
-    num_heads: int = Field(4, ge=1)
-    num_kv_heads: int = Field(2, ge=1)
-    intermediate_size: int = Field(384, ge=16)
-    seed: int = 0
-    copy_warmup: CopyWarmup = CopyWarmup()
+    hidden_size: int = Field(ge=16)
+    num_layers: int = Field(ge=2)
+    num_heads: int = Field(ge=1)
+    num_kv_heads: int = Field(ge=1)
+    intermediate_size: int = Field(ge=16)
+    seed: int
+    copy_warmup: CopyWarmup
 
 
 class Selection(Section):
@@ -86,10 +93,10 @@ class Selection(Section):
     without any, the one closest to the band with the best worst family. SFT stops early once the overall
     score passes ``high`` or ``patience`` evaluations after the first eligible one."""
 
-    low: float = Field(0.15, ge=0, le=1)
-    high: float = Field(0.6, ge=0, le=1)
-    min_family: float = Field(0.1, ge=0, le=1)
-    patience: int = Field(2, ge=0)
+    low: float = Field(ge=0, le=1)
+    high: float = Field(ge=0, le=1)
+    min_family: float = Field(ge=0, le=1)
+    patience: int = Field(ge=0)
 
     @model_validator(mode="after")
     def _band(self) -> Selection:
@@ -98,19 +105,22 @@ class Selection(Section):
         return self
 
 
-class SFTSpec(Section):
-    """Expert-demonstration SFT from the randomly initialised tiny model."""
+class SFTSpec(StageOptim):
+    """Expert-demonstration SFT from the tiny model of stage 1."""
 
-    max_steps: int = Field(600, ge=1)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(20, ge=0)
-    grad_clip: float = Field(1.0, gt=0)
-    env_loss_weight: float = Field(0.0, ge=0)
-    eval_every: int = Field(25, ge=1)
-    eval_from: int = Field(0, ge=0, description="skip the evaluations before this step (nothing is learnt yet)")
-    eval_tasks: int | None = Field(None, ge=1, description="validation tasks per SFT evaluation (None: all)")
-    select: Selection = Selection()
+    max_steps: int = Field(ge=1)
+    grad_clip: float = Field(gt=0)
+    env_loss_weight: float = Field(ge=0)
+    eval_every: int = Field(ge=1)
+    eval_from: int = Field(ge=0, description="skip the evaluations before this step (nothing is learnt yet)")
+    eval_tasks: int | None = Field(ge=1, description="validation tasks per SFT evaluation (None: all)")
+    select: Selection
+
+    @model_validator(mode="after")
+    def _evaluated(self) -> SFTSpec:
+        if self.eval_from > self.max_steps:
+            raise ValueError("eval_from must not exceed max_steps (no evaluation would choose the checkpoint)")
+        return self
 
 
 class Method(Section):
@@ -127,36 +137,39 @@ class EvalSpec(Section):
     """The final evaluation of the base policy and of every run, on the report's splits (``run.eval`` drives
     the cheap curve evaluations on the selection split during training)."""
 
-    samples_per_task: int = Field(2, ge=1)
-    splits: list[str] = ["test", "heldout"]
-    max_tasks: int | None = Field(None, ge=1)
-    seed: int = 0
+    samples_per_task: int = Field(ge=1)
+    splits: list[str]
+    max_tasks: int | None = Field(ge=1)
+    seed: int
 
 
 class SmolSpec(Section):
     """``--model smollm2-135m``: evaluate SmolLM2-135M-Instruct, then a few ECHO steps."""
 
-    eval_tasks: int = Field(8, ge=1)
-    steps: int = Field(2, ge=1)
-    tasks_per_step: int = Field(2, ge=1)
-    rollouts_per_task: int = Field(2, ge=1)
-    lr: float = Field(1e-6, gt=0)
+    eval_tasks: int = Field(ge=1)
+    steps: int = Field(ge=1)
+    tasks_per_step: int = Field(ge=1)
+    rollouts_per_task: int = Field(ge=1)
+    lr: float = Field(gt=0)
     run: dict[str, Any] = Field(default_factory=dict, description="overrides of `run` for this path")
 
 
 class DemoConfig(Section):
-    name: str = "demo"
-    seeds: list[int] = Field(default_factory=lambda: [0, 1], min_length=1)
-    threads: int = Field(2, ge=1, description="torch threads (the demo runs one method at a time)")
-    tokenizer: TokenizerSpec = TokenizerSpec()
-    model: ModelSpec = ModelSpec()
-    pretrain: PretrainSpec = PretrainSpec()
-    sft: SFTSpec = SFTSpec()
+    """A whole demo config. Every value is in the embedded default (:data:`DEFAULT_CONFIG`), the one place
+    that sets them: a config file holds all of them, or ``extends: demo`` and holds what differs."""
+
+    name: str
+    seeds: list[int] = Field(min_length=1)
+    threads: int = Field(ge=1, description="torch threads (the demo runs one method at a time)")
+    tokenizer: TokenizerSpec
+    model: ModelSpec
+    pretrain: PretrainSpec
+    sft: SFTSpec
     methods: list[Method] = Field(min_length=1)
-    all_methods: bool = Field(False, description="also run the methods marked extra (--all-methods)")
-    eval: EvalSpec = EvalSpec()
-    smol: SmolSpec = SmolSpec()
-    budget_s: float = Field(1200.0, gt=0, description="wall-time budget the timing table is checked against")
+    all_methods: bool = Field(description="also run the methods marked extra (--all-methods)")
+    eval: EvalSpec
+    smol: SmolSpec
+    budget_s: float = Field(gt=0, description="wall-time budget the timing table is checked against")
     quick: dict[str, Any] = Field(default_factory=dict, description="overrides applied by --quick")
     run: RunConfig
 
@@ -186,6 +199,21 @@ def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ValueError(format_validation_error(err, f"method {method.name}")) from None
+
+
+def stage_run(cfg: DemoConfig, stage: str, optim: StageOptim, steps: int, examples: int, model: Path, corpus: Path,
+              train: dict[str, Any], eval: dict[str, Any]) -> RunConfig:
+    """``cfg.run`` for a stage the SFT loop runs (pre-training, SFT): named ``<name>-<stage>``, from ``model`` on
+    the tasks of ``corpus``, ``steps`` steps of ``optim.batch_size`` of the ``examples`` transcripts (as epochs)
+    with ``optim``'s lr and warm-up and ``sft.grad_clip``, one checkpoint kept, then the ``train`` and ``eval``
+    changes."""
+    return with_changes(cfg.run, {
+        "name": f"{cfg.name}-{stage}", "policy": {"threads": cfg.threads, "model": str(model)},
+        "tasks": {"corpus": str(corpus)},
+        "optim": {"lr": optim.lr, "warmup_steps": optim.warmup_steps, "grad_clip": cfg.sft.grad_clip},
+        "train": {"sft_batch_size": optim.batch_size, "sft_epochs": steps * optim.batch_size / max(examples, 1),
+                  "keep_checkpoints": 1, **train},
+        "eval": eval})
 
 
 def active_methods(cfg: DemoConfig) -> list[Method]:

@@ -20,7 +20,6 @@ Output directory::
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,43 +77,40 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
         _print_sft_curve(console, sft.curve)
         return out / "sft" / "selection.json"
     console.rule("3/5 evaluating the starting policy")
-    sft_key = json.loads((out / "sft" / "selection.json").read_text())["key"]
     with clock.stage("final evaluation: base"):
-        base = evaluate_base(cfg, prepared, sft.checkpoint, sft_key, out / "base", clock.log)
-        base["final_dir"] = str(out / "base")
+        base = evaluate_base(cfg, prepared, sft.checkpoint, sft.key, out / "base", clock.log)
         clock.log(_score_line("base (SFT)", base))
-    outcomes = _rl_runs(cfg, runs, prepared, sft.checkpoint, sft_key, out / "runs", clock)
+    outcomes = _rl_runs(cfg, runs, prepared, sft, out / "runs", clock)
     console.rule("5/5 report")
-    return _report(cfg, out, clock, machine, base, outcomes, sft, prepared, quick)
+    return _report(cfg, out, clock, machine, outcomes, sft, prepared, quick)
 
 
-def _rl_runs(cfg: DemoConfig, runs: list[Any], prepared: Prepared, checkpoint: Path, sft_key: str, out: Path,
-             clock: Clock) -> list[RunOutcome]:
+def _rl_runs(cfg: DemoConfig, runs: list[Any], prepared: Prepared, sft: SFTResult, out: Path, clock: Clock
+             ) -> list[RunOutcome]:
     """Stage 4: every method × seed from the SFT checkpoint, one after another."""
     from echo_rl.demo.runs import CurveEvaluations, run_one
 
     outcomes, curve = [], CurveEvaluations()
     for index, (method, seed) in enumerate(runs, start=1):
         clock.console.rule(f"4/5 RL run {index}/{len(runs)}: {method.label}, seed {seed}")
-        outcome = run_one(cfg, method, seed, prepared, checkpoint, sft_key, out / f"{method.name}-seed{seed}", curve,
+        outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, out / f"{method.name}-seed{seed}", curve,
                           clock.log)
         outcomes.append(outcome)
-        fresh = not outcome.reused
-        clock.add(f"RL: {method.label}", outcome.train_s if fresh else 0.0, outcome.train_cpu if fresh else 0.0)
-        clock.add("final evaluation: RL runs", outcome.eval_s if fresh else 0.0, outcome.eval_cpu if fresh else 0.0)
-        clock.log(_score_line(f"{method.label} seed {seed}", outcome.final)
-                  + f"  (train {outcome.train_s:.0f} s, eval {outcome.eval_s:.0f} s{', reused' if outcome.reused else ''})")
+        clock.add(f"RL: {method.label}", *outcome.spent("train"))
+        clock.add("final evaluation: RL runs", *outcome.spent("eval"))
+        clock.log(_score_line(f"{method.label} seed {seed}", outcome.final) + f"  (train {outcome.final['train_s']:.0f} s, "
+                  f"eval {outcome.final['eval_s']:.0f} s{'' if outcome.evaluated else ', reused'})")
     return outcomes
 
 
-def _report(cfg: DemoConfig, out: Path, clock: Clock, machine: dict[str, Any], base: dict[str, Any],
-            outcomes: list[RunOutcome], sft: SFTResult, prepared: Prepared, quick: bool) -> Path:
+def _report(cfg: DemoConfig, out: Path, clock: Clock, machine: dict[str, Any], outcomes: list[RunOutcome],
+            sft: SFTResult, prepared: Prepared, quick: bool) -> Path:
     """Stage 5: the report and ``timings.json``; prints the summary."""
     from echo_rl.demo.report import collect, write_report
 
     with clock.stage("report"):
         machine["load_end"] = load_average()
-        summary = collect(cfg, base, outcomes, sft, dict(clock.stages), prepared.stats)
+        summary = collect(out / "base" / "final.json", outcomes, sft, dict(clock.stages), prepared.stats)
         summary["cpu_timings"] = dict(clock.cpu)
         summary["elapsed_before_report_s"] = clock.elapsed()
         report = write_report(cfg, summary, out / "report", quick=quick, machine=machine)

@@ -204,25 +204,31 @@ def _write_transcripts(root: Path, chat: ChatFormat, by_split: dict[str, list[Re
     return written
 
 
-def _cached_replays(root: Path, record: Callable[[], tuple[list[Replay], dict[str, Any]]],
-                    log: Callable[[str], None], what: str) -> tuple[list[Replay], dict[str, Any], bool]:
-    """(replays, info, reused): :func:`~echo_rl.cache.cached_pickle` under ``root``, saying so when reused."""
+def _recorded(root: Path, what: str, tasks: Callable[[], tuple[list[Task], dict[str, Any]]], run: RunConfig,
+              log: Callable[[str], None], progress: Any) -> tuple[list[Replay], dict[str, Any], bool]:
+    """(replays, info, reused): the reference solutions of ``tasks()`` replayed in the sandbox under a progress
+    bar, cached under ``root`` (:func:`~echo_rl.cache.cached_pickle`) with ``info`` and the replay's
+    ``replay_s``."""
+
+    def record() -> tuple[list[Replay], dict[str, Any]]:
+        chosen, info = tasks()
+        start = time.monotonic()
+        bar = progress.add_task(what, total=len(chosen)) if progress is not None else None
+        replays = asyncio.run(replay_references(
+            chosen, run, label="echo-rl-demo", on_done=(lambda: progress.advance(bar)) if progress is not None else None,
+        ))
+        if progress is not None:
+            progress.remove_task(bar)
+        seconds = time.monotonic() - start
+        verdicts = [r[2].outcome for r in replays if r[2] is not None]  # shell sessions have no verifier
+        solved = f"; {verdicts.count('solved')} solved" if verdicts else ""
+        log(f"{what}: {len(replays)}/{len(chosen)} in {seconds:.1f} s ({len(chosen) / max(seconds, 1e-9):.0f}/s){solved}")
+        return replays, {**info, "replay_s": seconds}
+
     replays, info, reused = cached_pickle(root, record)
     if reused:
         log(f"reusing {what} ({len(replays)} replays) from {root}")
     return replays, info, reused
-
-
-def _replay_all(tasks: Sequence[Task], cfg: RunConfig, what: str, progress: Any) -> tuple[list[Replay], float]:
-    """:func:`replay_references` under a progress bar; with the seconds it took."""
-    start = time.monotonic()
-    bar = progress.add_task(what, total=len(tasks)) if progress is not None else None
-    replays = asyncio.run(replay_references(
-        tasks, cfg, label="echo-rl-demo", on_done=(lambda: progress.advance(bar)) if progress is not None else None,
-    ))
-    if progress is not None:
-        progress.remove_task(bar)
-    return replays, time.monotonic() - start
 
 
 def _corpus_and_replays(
@@ -234,24 +240,19 @@ def _corpus_and_replays(
 
     run = cfg.run
 
-    def record() -> tuple[list[Replay], dict[str, Any]]:
-        timings: dict[str, float] = {}
+    def tasks() -> tuple[list[Task], dict[str, Any]]:
         start = time.monotonic()
         summary = build_corpus(root / "corpus", run.tasks, run.sandbox.base_image)
         splits = {name: load_corpus(root / "corpus", name) for name in ("train", "validation", "heldout")}
-        timings["corpus_s"] = time.monotonic() - start
-        log(f"corpus: {summary.counts} ({summary.duplicates_dropped} near-duplicates replaced) "
-            f"in {timings['corpus_s']:.1f} s")
+        seconds = time.monotonic() - start
+        log(f"corpus: {summary.counts} ({summary.duplicates_dropped} near-duplicates replaced) in {seconds:.1f} s")
         n_ref = run.eval.heldout_transcript_tasks
-        chosen = splits["train"] + splits["validation"][:n_ref] + splits["heldout"][:n_ref]
-        replays, timings["replay_s"] = _replay_all(chosen, run, "replaying reference solutions", progress)
-        solved = sum(r[2].outcome == "solved" for r in replays)
-        log(f"replayed {len(replays)}/{len(chosen)} reference solutions in {timings['replay_s']:.1f} s "
-            f"({len(chosen) / max(timings['replay_s'], 1e-9):.0f}/s); {solved} solved")
-        return replays, {"counts": summary.counts, "timings": timings}
+        return splits["train"] + splits["validation"][:n_ref] + splits["heldout"][:n_ref], {
+            "counts": summary.counts, "corpus_s": seconds}
 
-    replays, info, reused = _cached_replays(root, record, log, "the corpus and its reference replays")
-    return replays, {"corpus_s": 0.0, "replay_s": 0.0} if reused else dict(info["timings"]), info["counts"]
+    replays, info, reused = _recorded(root, "replaying reference solutions", tasks, run, log, progress)
+    timings = {"corpus_s": 0.0 if reused else info["corpus_s"], "replay_s": 0.0 if reused else info["replay_s"]}
+    return replays, timings, info["counts"]
 
 
 def session_key(cfg: DemoConfig) -> str:
@@ -266,12 +267,8 @@ def _session_replays(cfg: DemoConfig, root: Path, log: Callable[[str], None], pr
     """``pretrain.sessions`` shell sessions (:mod:`echo_rl.tasks.sessions`) replayed in the sandbox (cached)."""
     from echo_rl.tasks.sessions import session_tasks
 
-    def record() -> tuple[list[Replay], dict[str, Any]]:
-        tasks = session_tasks(cfg.pretrain.sessions, cfg.pretrain.seed)
-        replays, seconds = _replay_all(tasks, cfg.run, "recording shell sessions", progress)
-        log(f"recorded {len(replays)}/{len(tasks)} shell sessions in the sandbox in {seconds:.1f} s")
-        return replays, {"seconds": seconds}
-
-    replays, info, reused = _cached_replays(root, record, log, "the recorded shell sessions")
-    timings["sessions_s"] = 0.0 if reused else info["seconds"]
+    replays, info, reused = _recorded(root, "recording shell sessions",
+                                      lambda: (session_tasks(cfg.pretrain.sessions, cfg.pretrain.seed), {}),
+                                      cfg.run, log, progress)
+    timings["sessions_s"] = 0.0 if reused else info["replay_s"]
     return replays

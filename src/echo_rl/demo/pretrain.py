@@ -20,24 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from echo_rl.config import RunConfig
-from echo_rl.configfile import with_changes
-from echo_rl.demo.config import DemoConfig
+from echo_rl.demo.config import DemoConfig, stage_run
 
 
 def pretrain_config(cfg: DemoConfig, root: Path, sessions_file: Path, n_sessions: int) -> RunConfig:
-    """The RunConfig of the pre-training run: the shared run config with the pre-training optimiser and
-    schedule, an all-token SFT over ``sessions_file``, held-out env CE (no episodes) before and after, and a
-    checkpoint only at the end."""
+    """The RunConfig of the pre-training run: an all-token SFT over ``sessions_file``, held-out env CE (no
+    episodes) before and after, and a checkpoint only at the end."""
     spec = cfg.pretrain
-    return with_changes(cfg.run, {
-        "name": f"{cfg.name}-pretrain", "policy": {"threads": cfg.threads, "model": str(root / "model-raw")},
-        "tasks": {"corpus": str(root / "corpus")},
-        "optim": {"lr": spec.lr, "warmup_steps": spec.warmup_steps, "grad_clip": cfg.sft.grad_clip},
-        "train": {"sft_batch_size": spec.batch_size, "sft_epochs": spec.steps * spec.batch_size / max(n_sessions, 1),
-                  "sft_env_loss_weight": 0.0, "sft_targets": "all", "sft_transcripts": str(sessions_file),
-                  "eval_every": spec.steps, "save_every": 0, "keep_checkpoints": 1},
-        "eval": {"splits": [], "heldout_transcripts": str(root / "env-ce-heldout.jsonl")},
-    })
+    return stage_run(cfg, "pretrain", spec, spec.steps, n_sessions, root / "model-raw", root / "corpus", {
+        "sft_env_loss_weight": 0.0, "sft_targets": "all", "sft_transcripts": str(sessions_file),
+        "eval_every": spec.steps, "save_every": 0,
+    }, {"splits": [], "heldout_transcripts": str(root / "env-ce-heldout.jsonl")})
 
 
 def pretrain(cfg: DemoConfig, root: Path, sessions_file: Path, n_sessions: int, log: Callable[[str], None]

@@ -32,14 +32,13 @@ from echo_rl.report.verdict import verdict
 from echo_rl.rundir import atomic_write_text
 
 
-def collect(cfg: DemoConfig, base: dict[str, Any], outcomes: list[Any], sft: Any, timings: dict[str, float],
-            prepared_stats: dict[str, Any]) -> dict[str, Any]:
-    """Where the report's data lives (the runs and final evaluations) and what it says beside the scores."""
+def collect(base: Path, outcomes: list[Any], sft: Any, timings: dict[str, float], prepared_stats: dict[str, Any]
+            ) -> dict[str, Any]:
+    """Where the report's data lives (the base policy's ``final.json``, the runs) and what it says beside the
+    scores."""
     runs = [{"method": o.method.name, "label": o.method.label, "seed": o.seed, "path": str(o.path),
-             "train_s": o.train_s, "eval_s": o.eval_s, "reused": o.reused} for o in outcomes]
-    sft_summary = {"selected_step": sft.step, "selected": sft.selected, "curve": sft.curve, "steps_run": sft.steps_run,
-                   "stopped_early": sft.stopped_early, "checkpoint": str(sft.checkpoint)}
-    return {"base": str(Path(base["final_dir"]) / "final.json"), "runs": runs, "sft": sft_summary, "timings": timings,
+             "train_s": o.final["train_s"], "eval_s": o.final["eval_s"], "reused": not o.evaluated} for o in outcomes]
+    return {"base": str(base), "runs": runs, "sft": asdict(sft), "timings": timings,
             "prepare": prepared_stats}
 
 
@@ -85,7 +84,7 @@ def filter_notes(arms: list[Arm]) -> list[str]:
 def sft_figure(summary: dict[str, Any]) -> Figure | None:
     """The SFT curve (greedy validation pass@1, overall and per family; held-out env CE against ln|V|), the
     selected step dotted; None before any SFT evaluation."""
-    curve, selected = summary["sft"]["curve"], summary["sft"]["selected_step"]
+    curve, selected = summary["sft"]["curve"], summary["sft"]["step"]
     if not curve:
         return None
 
@@ -136,7 +135,7 @@ def _sft_block(cfg: DemoConfig, sft: dict[str, Any]) -> Paragraph:
     fams = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(sel.get("families", {}).items())) or "—"
     return Paragraph(
         f"SFT ran {sft['steps_run']} steps{' and stopped early' if sft['stopped_early'] else ''}; the checkpoint of "
-        f"step {sft['selected_step']} was selected on the validation split: greedy pass@1 {100 * sel['pass']:.1f}%, "
+        f"step {sft['step']} was selected on the validation split: greedy pass@1 {100 * sel['pass']:.1f}%, "
         f"worst training family {100 * sel['worst_family']:.0f}% (band {100 * cfg.sft.select.low:.0f}–"
         f"{100 * cfg.sft.select.high:.0f}%, every family ≥ {100 * cfg.sft.select.min_family:.0f}%). Per family: {fams}.")
 
@@ -158,7 +157,8 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     arms = demo_arms(summary, cfg)
     found = compare_with_reference(arms, list(SPLITS))
     primary = primary_split(arms)
-    table = transpose(comparison_table(arms, list(SPLITS), primary=primary))
+    header, rows = comparison_table(arms, list(SPLITS), primary=primary)
+    table = transpose((header, rows))
     plots = plot_arms(arms, list(SPLITS), out, arms[0].finals[0])
     if (figure := sft_figure(summary)) is not None:
         draw(figure, out / "sft.png")
@@ -188,7 +188,6 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         timing_table(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s),
     ]
     write_page(blocks, out, "echo-rl demo")
-    header, rows = comparison_table(arms, list(SPLITS), primary=primary)
     data = {**summary, "machine": machine, "table": {"header": header, "rows": rows},
             "table_markdown": to_markdown([TableBlock(*table)]), "verdicts": verdicts,
             "arms": {a.name: arm_summary(a, primary) for a in arms},

@@ -39,17 +39,22 @@ FINAL = "final"
 TRAINED = "trained.json"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOutcome:
+    """One RL run: its final record (``final.json``: the final evaluation, ``train_s``, ``eval_s`` and their
+    CPU seconds ``train_cpu_s``, ``eval_cpu_s``), and whether this demo trained and evaluated it itself."""
+
     method: Method
     seed: int
     path: Path
     final: dict[str, Any]
-    train_s: float
-    eval_s: float
-    reused: bool
-    train_cpu: float = 0.0
-    eval_cpu: float = 0.0
+    trained: bool
+    evaluated: bool
+
+    def spent(self, stage: str) -> tuple[float, float]:
+        """(wall, CPU) seconds this demo spent on ``stage`` ("train" or "eval"); zero for what it reused."""
+        done = self.trained if stage == "train" else self.evaluated
+        return (self.final[f"{stage}_s"], self.final[f"{stage}_cpu_s"]) if done else (0.0, 0.0)
 
 
 def run_config(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path) -> RunConfig:
@@ -73,21 +78,25 @@ def _episode_count(cfg: DemoConfig, run: RunConfig) -> int:
     return sum(min(counts.get(split, 0), cfg.eval.max_tasks or 10**9) * per_task for split in cfg.eval.splits)
 
 
-def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared: Prepared, out: Path,
-                     step: int) -> dict[str, Any]:
-    """Evaluate ``checkpoint`` fully (module docstring) into the run directory ``out``, recorded at ``step``;
-    return the result, which also holds ``env_ce_validation`` (reference transcripts of validation tasks)
-    and ``eval_s``."""
+def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared: Prepared, out: Path, step: int,
+                     record: dict[str, Any], log: Any) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` fully (module docstring) into the run directory ``out``, recorded at ``step``,
+    and save it as ``out/final.json``: the result (with ``env_ce_validation``, on the reference transcripts of
+    validation tasks), ``record``, and the evaluation's ``eval_s`` and ``eval_cpu_s``."""
     from echo_rl.train.eval_job import evaluate_checkpoint
 
-    start = time.monotonic()
+    log(f"final evaluation of {record['label']}{'' if record['seed'] is None else ' seed ' + str(record['seed'])} "
+        f"(step {step}): {_episode_count(cfg, run)} episodes …")
+    start, cpu = time.monotonic(), cpu_seconds()
     shutil.rmtree(out, ignore_errors=True)
     ecfg = with_changes(final_eval_config(cfg, run), {"eval": {"validation_transcripts": str(prepared.env_ce_validation)}})
     result = evaluate_checkpoint(ecfg, out, model=str(checkpoint), step=step)
     if (why := result.infra_failure()) is not None:
         raise RuntimeError(f"{out}: {why}")
-    result.extra |= {"checkpoint": str(checkpoint), "eval_s": time.monotonic() - start}
-    return result.to_json()
+    result.extra["checkpoint"] = str(checkpoint)
+    final = result.to_json() | record | {"eval_s": time.monotonic() - start, "eval_cpu_s": cpu_seconds() - cpu}
+    atomic_write_text(out / "final.json", json.dumps(final, indent=1))
+    return final
 
 
 class CurveEvaluations(Callback):
@@ -115,13 +124,14 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
 
     run = run_config(cfg, method, seed, prepared, checkpoint)
     key = run_key(cfg, run, sft_key)
-    final_path, trained_path = out / FINAL / "final.json", out / TRAINED
-    saved = keyed_record(final_path, key)
+    trained_path = out / TRAINED
+    saved = keyed_record(out / FINAL / "final.json", key)
     if saved is not None:
         log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
-        return RunOutcome(method, seed, out, saved, saved.get("train_s", 0.0), saved.get("eval_s", 0.0), True)
+        return RunOutcome(method, seed, out, saved, trained=False, evaluated=False)
     trained = keyed_record(trained_path, key)
-    if trained is not None:
+    fresh = trained is None
+    if not fresh:
         log(f"reusing the training of {out.name}; evaluating it again")
     else:
         shutil.rmtree(out, ignore_errors=True)
@@ -132,16 +142,10 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     last = latest_checkpoint(out / "checkpoints")
     if last is None:
         raise RuntimeError(f"{out}: the run left no checkpoint")
-    step = read_state(last)["step"]
-    log(f"final evaluation of {out.name} (step {step}): {_episode_count(cfg, run)} episodes …")
-    cpu1 = cpu_seconds()
-    final = final_evaluation(cfg, run, last, prepared, out / FINAL, step)
-    cpu2 = cpu_seconds()
-    final |= {"key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": trained["train_s"],
-              "train_cpu_s": trained["train_cpu_s"], "eval_cpu_s": cpu2 - cpu1}
-    atomic_write_text(final_path, json.dumps(final, indent=1))
-    return RunOutcome(method, seed, out, final, trained["train_s"], final["eval_s"], False, trained["train_cpu_s"],
-                      cpu2 - cpu1)
+    final = final_evaluation(cfg, run, last, prepared, out / FINAL, read_state(last)["step"], {
+        "key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": trained["train_s"],
+        "train_cpu_s": trained["train_cpu_s"]}, log)
+    return RunOutcome(method, seed, out, final, trained=fresh, evaluated=True)
 
 
 def run_key(cfg: DemoConfig, run: RunConfig, sft_key: str) -> str:
@@ -154,13 +158,8 @@ def evaluate_base(cfg: DemoConfig, prepared: Prepared, checkpoint: Path, sft_key
     run = run_config(cfg, cfg.methods[0], cfg.seeds[0], prepared, checkpoint)
     key = fingerprint(sft_key, final_eval_config(cfg, run).model_dump(mode="json"), cfg.eval.model_dump(mode="json"),
                       "base-v1")
-    path = out / "final.json"
-    saved = keyed_record(path, key)
-    if saved is not None:
+    if (saved := keyed_record(out / "final.json", key)) is not None:
         log("reusing the base evaluation")
         return saved
-    log(f"final evaluation of the SFT checkpoint: {_episode_count(cfg, run)} episodes …")
-    result = final_evaluation(cfg, run, checkpoint, prepared, out, 0)
-    result |= {"key": key, "method": "base", "label": "base (SFT)", "seed": None}
-    atomic_write_text(path, json.dumps(result, indent=1))
-    return result
+    return final_evaluation(cfg, run, checkpoint, prepared, out, 0,
+                            {"key": key, "method": "base", "label": "base (SFT)", "seed": None}, log)

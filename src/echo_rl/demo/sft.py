@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from echo_rl.cache import fingerprint, keyed_record
 from echo_rl.config import RunConfig
-from echo_rl.configfile import with_changes
-from echo_rl.demo.config import DemoConfig, Selection
+from echo_rl.demo.config import DemoConfig, Selection, stage_run
 from echo_rl.demo.prepare import Prepared
 from echo_rl.eval.results import EvalResult
 from echo_rl.rundir import atomic_write_text
@@ -91,36 +90,36 @@ class CheckpointSelection(Callback):
 
 @dataclass(frozen=True)
 class SFTResult:
+    """The SFT stage's outcome, as ``OUT/sft/selection.json`` records it: the selected checkpoint, its step and
+    point of the curve, the whole curve, and the run's key (what a later stage's cache key builds on)."""
+
+    key: str
     checkpoint: Path
     step: int
-    curve: list[dict[str, Any]]
     selected: dict[str, Any]
-    reused: bool
+    curve: list[dict[str, Any]]
     stopped_early: bool
     steps_run: int
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SFTResult:
+        return cls(**{f.name: data[f.name] for f in fields(cls)} | {"checkpoint": Path(data["checkpoint"])})
+
 
 def sft_config(cfg: DemoConfig, prepared: Prepared, n_demos: int) -> RunConfig:
-    """The RunConfig of the SFT run: the shared run config with the SFT optimiser and schedule, greedy
-    validation (and held-out env CE) at every ``sft.eval_every``, a checkpoint at each (pruned to the newest,
-    the best and the one :class:`CheckpointSelection` keeps)."""
+    """The RunConfig of the SFT run: greedy validation (and held-out env CE) at every ``sft.eval_every``, a
+    checkpoint at each (pruned to the newest and the one :class:`CheckpointSelection` keeps)."""
     spec = cfg.sft
-    return with_changes(cfg.run, {
-        "name": f"{cfg.name}-sft", "policy": {"threads": cfg.threads, "model": str(prepared.model)},
-        "tasks": {"corpus": str(prepared.corpus)},
-        "optim": {"lr": spec.lr, "warmup_steps": spec.warmup_steps, "grad_clip": spec.grad_clip},
-        "train": {"sft_batch_size": spec.batch_size, "sft_epochs": spec.max_steps * spec.batch_size / n_demos,
-                  "sft_env_loss_weight": spec.env_loss_weight, "eval_every": spec.eval_every,
-                  "save_every": spec.eval_every, "keep_checkpoints": 1},
-        "eval": {"splits": ["validation"], "sampled": False, "greedy": True, "max_tasks": spec.eval_tasks,
-                 "heldout_transcripts": str(prepared.env_ce_heldout)},
-    })
+    return stage_run(cfg, "sft", spec, spec.max_steps, n_demos, prepared.model, prepared.corpus, {
+        "sft_env_loss_weight": spec.env_loss_weight, "eval_every": spec.eval_every, "save_every": spec.eval_every,
+    }, {"splits": ["validation"], "sampled": False, "greedy": True, "max_tasks": spec.eval_tasks,
+        "heldout_transcripts": str(prepared.env_ce_heldout)})
 
 
 def run_sft(cfg: DemoConfig, prepared: Prepared, out: Path, log: Any) -> SFTResult:
     """Run (or reuse) the demo's SFT into ``out`` and return the selected checkpoint."""
     from echo_rl.rollout.trajectory import load_trajectories
-    from echo_rl.train.checkpoint import is_complete, list_checkpoints, prune_checkpoints, step_dir_name
+    from echo_rl.train.checkpoint import is_complete, prune_checkpoints, step_dir_name
     from echo_rl.train.sft import sft
 
     demos = load_trajectories(prepared.expert_train)
@@ -130,8 +129,7 @@ def run_sft(cfg: DemoConfig, prepared: Prepared, out: Path, log: Any) -> SFTResu
     saved = keyed_record(record, key)
     if saved is not None and is_complete(Path(saved["checkpoint"])):
         log(f"reusing the SFT checkpoint {saved['checkpoint']} (step {saved['step']})")
-        return SFTResult(Path(saved["checkpoint"]), saved["step"], saved["curve"], saved["selected"], True,
-                         saved["stopped_early"], saved["steps_run"])
+        return SFTResult.from_json(saved)
     shutil.rmtree(out, ignore_errors=True)
     (out / "rollouts").mkdir(parents=True)
     shutil.copyfile(prepared.expert_train, out / "rollouts" / "expert-train.jsonl")
@@ -139,21 +137,14 @@ def run_sft(cfg: DemoConfig, prepared: Prepared, out: Path, log: Any) -> SFTResu
     watch = CheckpointSelection(select, list(cfg.run.tasks.families or []), cfg.sft.eval_from, log)
     sft(run_cfg, out, callbacks=[watch])
     selected, curve = watch.best, watch.curve
-    if selected is None:  # no evaluation ran (eval_from past the end): the last checkpoint
-        saved_steps = list_checkpoints(out / "checkpoints")
-        if not saved_steps:
-            raise RuntimeError("SFT produced no checkpoint")
-        selected = {"step": saved_steps[-1][0], "pass": 0.0, "families": {}, "worst_family": 0.0,
-                    "env_ce_heldout": None}
-        curve = [selected]
+    assert selected is not None  # the last step is evaluated, and sft.eval_from <= sft.max_steps
     prune_checkpoints(out / "checkpoints", 0, {selected["step"]})
     checkpoint = out / "checkpoints" / step_dir_name(selected["step"])
-    eligible, stopped, steps_run = is_eligible(selected, select), watch.stopped_early, watch.steps_run
-    log(f"SFT: selected step {selected['step']} (validation pass@1 {selected['pass']:.3f}, worst family "
+    result = SFTResult(key, checkpoint, selected["step"], selected, curve, watch.stopped_early, watch.steps_run)
+    eligible = is_eligible(selected, select)
+    log(f"SFT: selected step {result.step} (validation pass@1 {selected['pass']:.3f}, worst family "
         f"{selected['worst_family']:.2f}; {'eligible' if eligible else 'NOT eligible: no checkpoint met the band'}) "
-        f"after {steps_run} steps{' (stopped early)' if stopped else ''}")
-    atomic_write_text(record, json.dumps({
-        "key": key, "checkpoint": str(checkpoint), "step": selected["step"], "selected": selected, "eligible": eligible,
-        "curve": curve, "stopped_early": stopped, "steps_run": steps_run, "selection": select.model_dump(),
-    }, indent=1))
-    return SFTResult(checkpoint, selected["step"], curve, selected, False, stopped, steps_run)
+        f"after {result.steps_run} steps{' (stopped early)' if result.stopped_early else ''}")
+    atomic_write_text(record, json.dumps({**asdict(result), "checkpoint": str(checkpoint), "eligible": eligible,
+                                          "selection": select.model_dump()}, indent=1))
+    return result

@@ -20,7 +20,7 @@ from echo_rl.demo.config import DemoConfig
 from echo_rl.demo.console import Clock, load_average, start_demo
 
 
-def smol_config(cfg: DemoConfig, model: str, out: Path) -> RunConfig:
+def smol_config(cfg: DemoConfig, model: str) -> RunConfig:
     spec = cfg.smol
     data = cfg.run.model_dump(mode="json")
     apply_overrides(data, spec.run)
@@ -47,7 +47,7 @@ def run_smol(cfg: DemoConfig, out: Path, model: str, *, quick: bool = False) -> 
     console = start_demo(cfg, out)
     clock, out = Clock(console), Path(out)
     run_dir = out / model
-    run_cfg = smol_config(cfg, model, run_dir)
+    run_cfg = smol_config(cfg, model)
     console.rule(f"[bold]echo-rl demo --model {model}[/bold] → {out}")
     console.print(f"loading {model} (converted once into the echo-rl cache; the first time takes ~25 s) …")
     with clock.stage("load / convert model"):
