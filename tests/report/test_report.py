@@ -11,7 +11,7 @@ from echo_rl.roles import Role
 from echo_rl.rundir import RunDir
 
 
-def _episodes(solved: int, infra: int = 0) -> list[Trajectory]:
+def _episodes(solved: int, infra: int = 0, turns: int = 1) -> list[Trajectory]:
     out = []
     for i in range(8):
         outcome = "infra_error" if i < infra else ("solved" if i < infra + solved else "failed")
@@ -21,7 +21,7 @@ def _episodes(solved: int, infra: int = 0) -> list[Trajectory]:
                 token_ids=[1, 2, 3, 4],
                 roles=[Role.PROMPT, Role.ACTION, Role.ACTION, Role.ENV],
                 logprobs=[0.0, -1.0, -1.0, 0.0],
-                turns=[Turn(action_span=(1, 3), action_text="x", command="ls")],
+                turns=[Turn(action_span=(1, 3), action_text="x", command="ls")] * turns,
                 outcome=outcome,
                 family="copy" if i % 2 else "count",
                 verifier_reason="sandbox could not start" if outcome == "infra_error" else "",
@@ -30,7 +30,7 @@ def _episodes(solved: int, infra: int = 0) -> list[Trajectory]:
     return out
 
 
-def _make_run(root, algorithm, lam, final_solved, infra=0, alarm_step=None):
+def _make_run(root, algorithm, lam, final_solved, infra=0, alarm_step=None, test_turns=None):
     run = RunDir.create(root)
     run.write_config(RunConfig(name=algorithm, objective={"algorithm": algorithm, "env": {"lam": lam}}))
     for step in range(1, 4):
@@ -43,6 +43,8 @@ def _make_run(root, algorithm, lam, final_solved, infra=0, alarm_step=None):
         run.log_metrics(record)
     for step, solved in ((0, 2), (3, final_solved)):
         scores = {"validation": {"sampled": summarize_episodes(_episodes(solved, infra if step else 0), [1, 2])}}
+        if test_turns:
+            scores["test"] = {"sampled": summarize_episodes(_episodes(solved, turns=test_turns), [1, 2])}
         write_result(run, EvalResult(step, scores, EnvCE(4.0 - step, tokens=100, transcripts=4, vocab_size=993)))
     return root
 
@@ -77,6 +79,15 @@ def test_report_compares_runs_side_by_side_with_intervals_and_exclusions(cli, tm
         width, height = _png_size(out / f"{name}.png")
         assert width > 100 and height > 100
     assert json.loads((out / "summary.json").read_text())["table"]["header"][1] == "base"
+
+
+def test_efficiency_is_the_test_splits_when_the_runs_were_evaluated_on_it(cli, tmp_path):
+    """As in the demo's report: validation chose things, test reports them (turns: 1 on validation, 3 on test)."""
+    runs = [_make_run(tmp_path / name, name, lam, final_solved=4, test_turns=3) for name, lam in (("grpo", 0.0),
+                                                                                                 ("echo", 0.05))]
+    assert cli("report", *map(str, runs), "--out", str(tmp_path / "report")).code == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| turns / episode | 3.00 | 3.00 | 3.00 |" in md
 
 
 def test_report_on_a_directory_that_is_not_a_run_is_one_line(cli, tmp_path):

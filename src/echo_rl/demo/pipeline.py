@@ -137,10 +137,12 @@ def _print_sft_curve(console: Console, curve: list[dict[str, Any]]) -> None:
 
 
 def _print_summary(console: Console, cfg: DemoConfig, summary: dict[str, Any], total: float, report: Path) -> None:
-    from echo_rl.demo.report import results_table, timing_table
-    from echo_rl.report.render import print_table
+    from echo_rl.demo.report import timing_table
+    from echo_rl.report.render import TableBlock, print_table
+    from echo_rl.report.tables import transpose
 
-    print_table(console, "base → GRPO → ECHO", results_table(summary, cfg))
+    table = summary["table"]
+    print_table(console, "base → GRPO → ECHO", TableBlock(*transpose((table["header"], table["rows"]))))
     for text in summary.get("verdicts", {}).values():
         console.print(text)
     print_table(console, "wall time", timing_table(summary["timings"], summary["cpu_timings"], cfg.budget_s))

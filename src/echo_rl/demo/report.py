@@ -22,12 +22,12 @@ from typing import Any
 from echo_rl.demo.config import DemoConfig, active_methods
 from echo_rl.eval.results import EvalResult
 from echo_rl.report.arms import SPLITS, Arm, arm_summary, compare_with_reference, primary_split
-from echo_rl.report.build import METHOD_NOTE, alarm_blocks, comparison_blocks
+from echo_rl.report.build import result_blocks
 from echo_rl.report.figures import Figure, Line, Panel, Reference
 from echo_rl.report.plots import draw, plot_arms
 from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, to_markdown, write_page
 from echo_rl.report.runs import load_run
-from echo_rl.report.tables import arrow_line, comparison_table, per_seed, transpose
+from echo_rl.report.tables import per_seed, transpose
 from echo_rl.report.verdict import verdict
 from echo_rl.rundir import atomic_write_text
 
@@ -65,12 +65,6 @@ def demo_arms(summary: dict[str, Any], cfg: DemoConfig) -> list[Arm]:
                       for r, d in zip(mine, data)]
             arms.append(Arm(method.name, method.label, finals, data, data[0].algorithm))
     return arms
-
-
-def results_table(summary: dict[str, Any], cfg: DemoConfig) -> TableBlock:
-    """The comparison table (methods as columns; as rows past six methods)."""
-    arms = demo_arms(summary, cfg)
-    return TableBlock(*transpose(comparison_table(arms, list(SPLITS), primary=primary_split(arms))))
 
 
 def filter_notes(arms: list[Arm]) -> list[str]:
@@ -157,28 +151,23 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     arms = demo_arms(summary, cfg)
     found = compare_with_reference(arms, list(SPLITS))
     primary = primary_split(arms)
-    header, rows = comparison_table(arms, list(SPLITS), primary=primary)
-    table = transpose((header, rows))
+    results, (header, rows) = result_blocks(arms, list(SPLITS), found, (
+        "Held-out env CE is the cross-entropy (nats/token, T=1) of the reference solver's fixed transcripts, on "
+        "families never trained on and on unseen tasks of the training families; mean over seeds (each seed's in "
+        "brackets).") + _selection_note(arms, cfg))
     plots = plot_arms(arms, list(SPLITS), out, arms[0].finals[0])
     if (figure := sft_figure(summary)) is not None:
         draw(figure, out / "sft.png")
         plots["sft"] = out / "sft.png"
     verdicts = {a.name: verdict(a, found, primary) for a in arms if found and a.runs and a is not found.reference}
-    summary["verdicts"] = verdicts  # the console summary prints them
+    summary["verdicts"], summary["table"] = verdicts, {"header": header, "rows": rows}  # for the console summary
     blocks = [
         *_setup_blocks(cfg, summary, quick),
         Heading("Did ECHO beat GRPO?"), *(Paragraph(v) for v in verdicts.values()),
-        Heading("Results (base → GRPO → ECHO)"),
-        Paragraph(METHOD_NOTE + " Held-out env CE is the cross-entropy (nats/token, T=1) of the reference solver's "
-                  "fixed transcripts, on families never trained on and on unseen tasks of the training families; "
-                  "mean over seeds (each seed's in brackets)." + _selection_note(arms, cfg)),
-        *(Paragraph(line) for split in SPLITS if (line := arrow_line(arms, split))),
-        TableBlock(*table),
-        *comparison_blocks(found, list(SPLITS)),
+        Heading("Results (base → GRPO → ECHO)"), *results,
         Heading("Methods", 3), TableBlock(["method", "configuration (overrides of run)"], [
             [m.label, ", ".join(f"{k}={v}" for k, v in m.overrides.items()) or "—"] for m in active_methods(cfg)]),
         *(Paragraph(note) for note in filter_notes(arms)),
-        *alarm_blocks(arms),
         Heading("Starting policy (SFT)"), _sft_block(cfg, summary["sft"]),
         Heading("Plots"), *(Image(path.name, name) for name, path in plots.items()),
         Heading("Wall time"),
@@ -188,8 +177,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         timing_table(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s),
     ]
     write_page(blocks, out, "echo-rl demo")
-    data = {**summary, "machine": machine, "table": {"header": header, "rows": rows},
-            "table_markdown": to_markdown([TableBlock(*table)]), "verdicts": verdicts,
+    data = {**summary, "machine": machine, "table_markdown": to_markdown([TableBlock(*transpose((header, rows)))]),
             "arms": {a.name: arm_summary(a, primary) for a in arms},
             "comparisons": [{"arm": c.arm.name, "split": c.split, "mode": c.mode, "diff": asdict(c.diff),
                              "adjusted": asdict(c.adjusted)} for c in (found.items if found else [])],

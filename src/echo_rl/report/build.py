@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from echo_rl.report.arms import SPLITS, Arm, Comparisons, cells, compare_with_reference, group_runs
+from echo_rl.report.arms import SPLITS, Arm, Comparisons, cells, compare_with_reference, group_runs, primary_split
 from echo_rl.report.plots import plot_arms
 from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, write_page
 from echo_rl.report.runs import load_runs
-from echo_rl.report.tables import arrow_line, comparison_table, difference_table, family_table, transpose
+from echo_rl.report.tables import Table, arrow_line, comparison_table, difference_table, family_table, transpose
 from echo_rl.rundir import atomic_write_text
 
 METHOD_NOTE = (
@@ -55,26 +55,35 @@ def family_blocks(arms: list[Arm], splits: list[str]) -> list[Block]:
     return blocks
 
 
-def build_blocks(arms: list[Arm], plots: dict[str, Path], splits: list[str]) -> list[Block]:
-    header, rows = transpose(comparison_table(arms, splits, ks_of(arms)))
-    comparisons = compare_with_reference(arms, splits)
-    blocks: list[Block] = [
-        Heading("echo-rl report", 1),
-        Paragraph("Runs: " + "; ".join(f"{run.label} — {run.path}" for arm in arms for run in arm.runs)),
-        Heading("Comparison (base → GRPO → ECHO)"),
-        Paragraph(METHOD_NOTE + " 'base' is the starting policy (step 0 evaluation); other columns are each run's "
-                  "last evaluation. A verifier-free (env_only) run logs no training reward; its env term learns only "
-                  "from the rollouts its clean-tool-call filter kept."),
+def result_blocks(arms: list[Arm], splits: list[str], comparisons: Comparisons | None, note: str,
+                  ks: tuple[int, ...] = (1,)) -> tuple[list[Block], Table]:
+    """What every report shows of the comparison, with its table as data (summary.json): :data:`METHOD_NOTE`
+    and ``note``, one arrow line per split, the table (methods as columns; efficiency on the test split when it
+    was evaluated), each arm's tasks without a verifier, the paired differences, pass@1 per family, alarms."""
+    table = comparison_table(arms, splits, ks, primary=primary_split(arms))
+    return [
+        Paragraph(f"{METHOD_NOTE} {note}"),
         *(Paragraph(line) for split in splits if (line := arrow_line(arms, split))),
-        TableBlock(header, rows),
-        *(Paragraph(f"{arm.label}: {note}") for arm in arms for r in arm.finals[-1:] for note in r.unverified_notes()),
+        TableBlock(*transpose(table)),
+        *(Paragraph(f"{arm.label}: {text}") for arm in arms for r in arm.finals[-1:] for text in r.unverified_notes()),
         *comparison_blocks(comparisons, splits),
         *family_blocks(arms, splits),
         *alarm_blocks(arms),
-        Heading("Curves"),
-        *(Image(path.name, name) for name, path in plots.items()),
-    ]
-    return blocks
+    ], table
+
+
+def build_blocks(arms: list[Arm], plots: dict[str, Path], splits: list[str]) -> tuple[list[Block], Table]:
+    """The blocks of ``echo-rl report``'s page, and its table as data."""
+    results, table = result_blocks(arms, splits, compare_with_reference(arms, splits), (
+        "'base' is the starting policy (step 0 evaluation); other columns are each run's last evaluation. A "
+        "verifier-free (env_only) run logs no training reward; its env term learns only from the rollouts its "
+        "clean-tool-call filter kept."), ks_of(arms))
+    return [
+        Heading("echo-rl report", 1),
+        Paragraph("Runs: " + "; ".join(f"{run.label} — {run.path}" for arm in arms for run in arm.runs)),
+        Heading("Comparison (base → GRPO → ECHO)"), *results,
+        Heading("Curves"), *(Image(path.name, name) for name, path in plots.items()),
+    ], table
 
 
 def ks_of(arms: list[Arm]) -> tuple[int, ...]:
@@ -92,8 +101,8 @@ def build_report(run_paths: list[Path], out: Path) -> Path:
     splits = list(SPLITS)
     out.mkdir(parents=True, exist_ok=True)
     plots = plot_arms(arms, splits, out, base)
-    write_page(build_blocks(arms, plots, splits), out, "echo-rl report")
-    header, rows = comparison_table(arms, splits, ks_of(arms))
+    blocks, (header, rows) = build_blocks(arms, plots, splits)
+    write_page(blocks, out, "echo-rl report")
     summary = {"runs": [str(run.path) for run in runs], "table": {"header": header, "rows": rows}}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return out / "report.md"
