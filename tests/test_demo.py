@@ -103,6 +103,19 @@ def test_the_embedded_default_alone_sets_the_values(tmp_path, section, key):
     assert str(err.value).endswith(f"own.yaml: {section}{'.' + key if key else ''}: Field required")
 
 
+def test_the_smollm2_path_is_the_shared_run_with_the_smol_changes():
+    from echo_rl.demo.config import smol_run
+
+    cfg = load_demo_config(("smol.train.steps=3",))
+    run = smol_run(cfg, "smollm2-135m")
+    assert (run.policy.model, run.harness.action_format, run.objective.algorithm, run.objective.env.lam) == (
+        "smollm2-135m", "qwen_xml", "echo", 0.05)
+    assert (run.train.steps, run.train.tasks_per_step, run.optim.lr, run.eval.max_tasks) == (3, 2, 1e-6, 8)
+    assert run.sandbox == cfg.run.sandbox and run.sampling == cfg.run.sampling  # merged, not replaced
+    with pytest.raises(UserError, match="smol: train.stepz"):
+        load_demo_config(("smol.train.stepz=3",))
+
+
 def test_bad_method_override_names_the_method():
     with pytest.raises(UserError, match="grpo"):
         load_demo_config(('methods=[{"name": "grpo", "label": "GRPO", "overrides": {"objective.algorithm": "nope"}}]',))

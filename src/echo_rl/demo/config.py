@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from echo_rl.config import RunConfig, Section
 from echo_rl.configfile import (
-    apply_overrides, format_validation_error, load_model, read_extending_yaml, split_args, with_changes,
+    apply_overrides, format_validation_error, load_model, merge, read_extending_yaml, split_args, with_changes,
 )
 
 # ``echo-rl demo`` with no CONFIG (``configs/demo.yaml`` holds the same text; a test keeps the two equal)
@@ -143,17 +143,6 @@ class EvalSpec(Section):
     seed: int
 
 
-class SmolSpec(Section):
-    """``--model smollm2-135m``: evaluate SmolLM2-135M-Instruct, then a few ECHO steps."""
-
-    eval_tasks: int = Field(ge=1)
-    steps: int = Field(ge=1)
-    tasks_per_step: int = Field(ge=1)
-    rollouts_per_task: int = Field(ge=1)
-    lr: float = Field(gt=0)
-    run: dict[str, Any] = Field(default_factory=dict, description="overrides of `run` for this path")
-
-
 class DemoConfig(Section):
     """A whole demo config. Every value is in the embedded default (:data:`DEFAULT_CONFIG`), the one place
     that sets them: a config file holds all of them, or ``extends: demo`` and holds what differs."""
@@ -168,7 +157,7 @@ class DemoConfig(Section):
     methods: list[Method] = Field(min_length=1)
     all_methods: bool = Field(description="also run the methods marked extra (--all-methods)")
     eval: EvalSpec
-    smol: SmolSpec
+    smol: dict[str, Any] = Field(description="changes to `run` for --model smollm2-135m, merged section by section")
     budget_s: float = Field(gt=0, description="wall-time budget the timing table is checked against")
     quick: dict[str, Any] = Field(default_factory=dict, description="overrides applied by --quick")
     run: RunConfig
@@ -185,6 +174,7 @@ class DemoConfig(Section):
     def _methods_resolve(self) -> DemoConfig:
         for method in self.methods:
             method_run(self, method, self.seeds[0])  # every override must give a valid RunConfig
+        smol_run(self, "smollm2-135m")
         return self
 
 
@@ -199,6 +189,15 @@ def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ValueError(format_validation_error(err, f"method {method.name}")) from None
+
+
+def smol_run(cfg: DemoConfig, model: str) -> RunConfig:
+    """The RunConfig of ``--model MODEL``: ``cfg.run`` with the ``smol`` changes, from ``model``."""
+    try:
+        return with_changes(cfg.run, merge(cfg.smol, {"name": f"{cfg.name}-{model}",
+                                                      "policy": {"model": model, "threads": cfg.threads}}))
+    except ValidationError as err:
+        raise ValueError(format_validation_error(err, "smol")) from None
 
 
 def stage_run(cfg: DemoConfig, stage: str, optim: StageOptim, steps: int, examples: int, model: Path, corpus: Path,
@@ -229,20 +228,14 @@ def _default_data() -> dict[str, Any]:
     return yaml.safe_load(DEFAULT_CONFIG.read_text())
 
 
-def read_demo_yaml(path: str | Path) -> dict[str, Any]:
-    """A demo config file. With ``extends: demo`` (the embedded default) or ``extends: OTHER.yaml`` (relative
-    to this file) it holds only what differs (:func:`~echo_rl.configfile.read_extending_yaml`)."""
-    return read_extending_yaml(path, {"demo": _default_data})
-
-
 def load_demo_config(
     args: tuple[str, ...] | list[str] = (), *, quick: bool = False, seeds: int | None = None
 ) -> DemoConfig:
-    """Resolve ``[CONFIG] [key.sub=value …]`` over the embedded default (a CONFIG file replaces it, or
-    extends it: :func:`read_demo_yaml`);
+    """Resolve ``[CONFIG] [key.sub=value …]`` over the embedded default (a CONFIG file replaces it, or with
+    ``extends: demo`` or ``extends: OTHER.yaml`` holds only what differs: :func:`~echo_rl.configfile.read_extending_yaml`);
     ``quick`` applies the config's ``quick`` overrides first; ``seeds`` N sets ``seeds`` to 0 … N-1."""
     path, overrides = split_args(args)
-    data = read_demo_yaml(path) if path else _default_data()
+    data = read_extending_yaml(path, {"demo": _default_data}) if path else _default_data()
     source = path or "<demo default>"
     if quick:
         apply_overrides(data, dict(data.get("quick") or {}))

@@ -42,22 +42,14 @@ class Clock:
         self.start = time.monotonic()
         self.stages: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
-        self._cpu_mark = cpu_seconds()
-
-    def add(self, name: str, seconds: float, cpu: float | None = None) -> None:
-        """Add ``seconds`` of wall time to stage ``name``, and ``cpu`` seconds of CPU time (default: all the
-        CPU time used since the previous call)."""
-        self.stages[name] = self.stages.get(name, 0.0) + seconds
-        now = cpu_seconds()
-        self.cpu[name] = self.cpu.get(name, 0.0) + (now - self._cpu_mark if cpu is None else cpu)
-        self._cpu_mark = now
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Add the wall and CPU time spent inside to stage ``name``."""
-        start = time.monotonic()
+        """Add the wall and CPU seconds (:func:`cpu_seconds`) spent inside to stage ``name``."""
+        start, cpu = time.monotonic(), cpu_seconds()
         yield
-        self.add(name, time.monotonic() - start)
+        self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - start
+        self.cpu[name] = self.cpu.get(name, 0.0) + cpu_seconds() - cpu
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start

@@ -45,7 +45,7 @@ def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: 
     if model is not None and model not in ("tiny",):
         from echo_rl.demo.smol import run_smol
 
-        return run_smol(cfg, out, model, quick=quick)
+        return run_smol(cfg, out, model)
     return run_tiny(cfg, Path(out), quick=quick, until=until)
 
 
@@ -94,12 +94,10 @@ def _rl_runs(cfg: DemoConfig, runs: list[Any], prepared: Prepared, sft: SFTResul
     for index, (method, seed) in enumerate(runs, start=1):
         clock.console.rule(f"4/5 RL run {index}/{len(runs)}: {method.label}, seed {seed}")
         outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, out / f"{method.name}-seed{seed}", curve,
-                          clock.log)
+                          clock)
         outcomes.append(outcome)
-        clock.add(f"RL: {method.label}", *outcome.spent("train"))
-        clock.add("final evaluation: RL runs", *outcome.spent("eval"))
         clock.log(_score_line(f"{method.label} seed {seed}", outcome.final) + f"  (train {outcome.final['train_s']:.0f} s, "
-                  f"eval {outcome.final['eval_s']:.0f} s{'' if outcome.evaluated else ', reused'})")
+                  f"eval {outcome.final['eval_s']:.0f} s{', reused' if outcome.reused else ''})")
     return outcomes
 
 

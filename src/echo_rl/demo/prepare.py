@@ -123,7 +123,10 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
         split = next(s for s in ("train", "validation", "heldout") if replay[0].name in names[s])
         by_split[split].append(replay)
 
-    chat = _train_tokenizer(cfg, [*by_split["train"], *sessions[:TOKENIZER_SESSIONS]], timings)
+    start = time.monotonic()
+    chat = transcript_tokenizer([*by_split["train"], *sessions[:TOKENIZER_SESSIONS]], cfg.run, cfg.tokenizer.vocab_size,
+                                cfg.tokenizer.pretokenizer)
+    timings["tokenizer_s"] = time.monotonic() - start
     model, warm = _initial_model(cfg, chat, by_split["train"], timings, log)
     save_checkpoint(root / ("model-raw" if sessions else "model-init"), model, chat.tokenizer)
     params = sum(p.numel() for p in model.parameters())
@@ -157,13 +160,6 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
     atomic_write_text(root / "prepare.json", json.dumps(stats, indent=1))
     mark_complete(root)
     return Prepared(root, stats)
-
-
-def _train_tokenizer(cfg: DemoConfig, replays: Sequence[Replay], timings: dict[str, float]) -> ChatFormat:
-    start = time.monotonic()
-    chat = transcript_tokenizer(replays, cfg.run, cfg.tokenizer.vocab_size, cfg.tokenizer.pretokenizer)
-    timings["tokenizer_s"] = time.monotonic() - start
-    return chat
 
 
 def _initial_model(cfg: DemoConfig, chat: ChatFormat, train: Sequence[Replay], timings: dict[str, float],

@@ -37,7 +37,7 @@ def collect(base: Path, outcomes: list[Any], sft: Any, timings: dict[str, float]
     """Where the report's data lives (the base policy's ``final.json``, the runs) and what it says beside the
     scores."""
     runs = [{"method": o.method.name, "label": o.method.label, "seed": o.seed, "path": str(o.path),
-             "train_s": o.final["train_s"], "eval_s": o.final["eval_s"], "reused": not o.evaluated} for o in outcomes]
+             "train_s": o.final["train_s"], "eval_s": o.final["eval_s"], "reused": o.reused} for o in outcomes]
     return {"base": str(base), "runs": runs, "sft": asdict(sft), "timings": timings,
             "prepare": prepared_stats}
 

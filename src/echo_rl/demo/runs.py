@@ -29,7 +29,7 @@ from echo_rl.cache import fingerprint, keyed_record
 from echo_rl.config import RunConfig
 from echo_rl.configfile import with_changes
 from echo_rl.demo.config import DemoConfig, Method, method_run
-from echo_rl.demo.console import cpu_seconds
+from echo_rl.demo.console import Clock
 from echo_rl.demo.prepare import Prepared
 from echo_rl.eval.results import EvalResult
 from echo_rl.rundir import atomic_write_text
@@ -41,20 +41,14 @@ TRAINED = "trained.json"
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """One RL run: its final record (``final.json``: the final evaluation, ``train_s``, ``eval_s`` and their
-    CPU seconds ``train_cpu_s``, ``eval_cpu_s``), and whether this demo trained and evaluated it itself."""
+    """One RL run: its final record (``final.json``: the final evaluation, ``train_s``, ``eval_s``), and whether
+    an earlier demo trained and evaluated it."""
 
     method: Method
     seed: int
     path: Path
     final: dict[str, Any]
-    trained: bool
-    evaluated: bool
-
-    def spent(self, stage: str) -> tuple[float, float]:
-        """(wall, CPU) seconds this demo spent on ``stage`` ("train" or "eval"); zero for what it reused."""
-        done = self.trained if stage == "train" else self.evaluated
-        return (self.final[f"{stage}_s"], self.final[f"{stage}_cpu_s"]) if done else (0.0, 0.0)
+    reused: bool
 
 
 def run_config(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path) -> RunConfig:
@@ -82,19 +76,19 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
                      record: dict[str, Any], log: Any) -> dict[str, Any]:
     """Evaluate ``checkpoint`` fully (module docstring) into the run directory ``out``, recorded at ``step``,
     and save it as ``out/final.json``: the result (with ``env_ce_validation``, on the reference transcripts of
-    validation tasks), ``record``, and the evaluation's ``eval_s`` and ``eval_cpu_s``."""
+    validation tasks), ``record``, and the evaluation's ``eval_s``."""
     from echo_rl.train.eval_job import evaluate_checkpoint
 
     log(f"final evaluation of {record['label']}{'' if record['seed'] is None else ' seed ' + str(record['seed'])} "
         f"(step {step}): {_episode_count(cfg, run)} episodes …")
-    start, cpu = time.monotonic(), cpu_seconds()
+    start = time.monotonic()
     shutil.rmtree(out, ignore_errors=True)
     ecfg = with_changes(final_eval_config(cfg, run), {"eval": {"validation_transcripts": str(prepared.env_ce_validation)}})
     result = evaluate_checkpoint(ecfg, out, model=str(checkpoint), step=step)
     if (why := result.infra_failure()) is not None:
         raise RuntimeError(f"{out}: {why}")
     result.extra["checkpoint"] = str(checkpoint)
-    final = result.to_json() | record | {"eval_s": time.monotonic() - start, "eval_cpu_s": cpu_seconds() - cpu}
+    final = result.to_json() | record | {"eval_s": time.monotonic() - start}
     atomic_write_text(out / "final.json", json.dumps(final, indent=1))
     return final
 
@@ -117,35 +111,36 @@ class CurveEvaluations(Callback):
 
 
 def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
-            out: Path, curve: CurveEvaluations, log: Any) -> RunOutcome:
-    """Train (or reuse) one method on one seed into ``out`` and evaluate its final checkpoint."""
+            out: Path, curve: CurveEvaluations, clock: Clock) -> RunOutcome:
+    """Train (or reuse) one method on one seed into ``out`` and evaluate its final checkpoint, on ``clock``'s
+    stages "RL: <label>" and "final evaluation: RL runs"."""
     from echo_rl.train.checkpoint import latest_checkpoint, read_state
     from echo_rl.train.trainer import train
 
     run = run_config(cfg, method, seed, prepared, checkpoint)
     key = run_key(cfg, run, sft_key)
-    trained_path = out / TRAINED
     saved = keyed_record(out / FINAL / "final.json", key)
     if saved is not None:
-        log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
-        return RunOutcome(method, seed, out, saved, trained=False, evaluated=False)
-    trained = keyed_record(trained_path, key)
-    fresh = trained is None
-    if not fresh:
-        log(f"reusing the training of {out.name}; evaluating it again")
+        clock.log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
+        return RunOutcome(method, seed, out, saved, reused=True)
+    trained = keyed_record(out / TRAINED, key)
+    if trained is not None:
+        clock.log(f"reusing the training of {out.name}; evaluating it again")
     else:
         shutil.rmtree(out, ignore_errors=True)
-        start, cpu0 = time.monotonic(), cpu_seconds()
-        train(run, out, callbacks=[curve])
-        trained = {"key": key, "train_s": time.monotonic() - start, "train_cpu_s": cpu_seconds() - cpu0}
-        atomic_write_text(trained_path, json.dumps(trained))
+        start = time.monotonic()
+        with clock.stage(f"RL: {method.label}"):
+            train(run, out, callbacks=[curve])
+        trained = {"key": key, "train_s": time.monotonic() - start}
+        atomic_write_text(out / TRAINED, json.dumps(trained))
     last = latest_checkpoint(out / "checkpoints")
     if last is None:
         raise RuntimeError(f"{out}: the run left no checkpoint")
-    final = final_evaluation(cfg, run, last, prepared, out / FINAL, read_state(last)["step"], {
-        "key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": trained["train_s"],
-        "train_cpu_s": trained["train_cpu_s"]}, log)
-    return RunOutcome(method, seed, out, final, trained=fresh, evaluated=True)
+    with clock.stage("final evaluation: RL runs"):
+        final = final_evaluation(cfg, run, last, prepared, out / FINAL, read_state(last)["step"], {
+            "key": key, "method": method.name, "label": method.label, "seed": seed, "train_s": trained["train_s"]},
+            clock.log)
+    return RunOutcome(method, seed, out, final, reused=False)
 
 
 def run_key(cfg: DemoConfig, run: RunConfig, sft_key: str) -> str:
