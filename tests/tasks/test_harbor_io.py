@@ -157,6 +157,20 @@ def test_load_dir_reports_every_bad_task_and_loads_the_good(tmp_path):
     assert any("bad2" in e and "invalid TOML" in e for e in report.errors)
 
 
+def test_load_dir_follows_linked_task_folders_once(tmp_path):
+    """A directory of links to tasks kept elsewhere (a link loop and a second link to one task included)."""
+    make_folder(tmp_path / "elsewhere" / "one")
+    write_task(generate("key_copy", 1), tmp_path / "elsewhere" / "two")
+    picked = tmp_path / "picked"
+    picked.mkdir()
+    (picked / "a").symlink_to(tmp_path / "elsewhere" / "one")
+    (picked / "b").symlink_to(tmp_path / "elsewhere" / "two")
+    (picked / "b-again").symlink_to(tmp_path / "elsewhere" / "two")
+    (picked / "loop").symlink_to(picked)
+    report = load_task_dir(picked)
+    assert sorted(t.name for t in report.tasks) == ["a", "b"] and report.errors == []
+
+
 def test_cli_show_of_bad_folder_is_one_line_exit_2(cli, tmp_path):
     root = make_folder(tmp_path / "bad")
     (root / "task.toml").write_text(HARBOR_TOML.replace("cpus = 2", "cpus = -1"))

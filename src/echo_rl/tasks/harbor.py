@@ -143,6 +143,21 @@ def is_task_folder(path: Path) -> bool:
     return (path / "task.toml").is_file() or (path / "instruction.md").is_file()
 
 
+def _marked_folders(root: Path) -> list[Path]:
+    """The folders below ``root`` that hold a ``task.toml`` or an ``instruction.md``, sorted by path. Linked
+    folders are followed (a directory of links to tasks kept elsewhere), each real folder once."""
+    found, seen = [], set()
+    for here, dirs, files in os.walk(root, followlinks=True):
+        dirs.sort()  # the first of two links to one folder, by name, is the one kept
+        if (real := os.path.realpath(here)) in seen:
+            dirs.clear()  # a link back up the tree, or a second link to the same folder
+            continue
+        seen.add(real)
+        if "task.toml" in files or "instruction.md" in files:
+            found.append(Path(here))
+    return sorted(found)
+
+
 def load_task_dir(root: str | Path) -> LoadReport:
     """Load ``root`` itself if it is a task folder, else every task folder below it (sorted by path).
     Bad folders are reported in :attr:`LoadReport.errors`, never raised."""
@@ -151,8 +166,7 @@ def load_task_dir(root: str | Path) -> LoadReport:
         raise UserError("no such directory", where=str(root))
     report = LoadReport()
     folders: list[Path] = []
-    markers = ("task.toml", "instruction.md")
-    found = [root] if is_task_folder(root) else sorted({p.parent for m in markers for p in root.rglob(m)})
+    found = [root] if is_task_folder(root) else _marked_folders(root)
     for folder in found:  # sorted by parts: a task's sub-folders follow it and are part of it
         if not (folders and folder.is_relative_to(folders[-1])):
             folders.append(folder)
