@@ -15,6 +15,7 @@ from echo_rl.config import RunConfig
 from echo_rl.demo.config import DEFAULT_CONFIG, DemoConfig, active_methods, load_demo_config, method_run, method_seeds
 from echo_rl.demo.sft import is_eligible, rank
 from echo_rl.errors import UserError
+from echo_rl.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,6 +86,7 @@ def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):
     (("sft.select.low=0.9", "sft.select.high=0.1"), "sft.select"),
     (("methods=[]",), "methods"),
     (("sft.max_steps=100",), "eval_from"),  # sft.eval_from is 150: no evaluation would choose the checkpoint
+    (("pretrain.sessions=0", "sft.rehearsal=1.0"), "sft.rehearsal"),  # nothing to rehearse
 ])
 def test_bad_config_is_one_line_user_error(args, field):
     with pytest.raises(UserError) as err:
@@ -220,16 +222,20 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert json.loads((run_dir / "final" / "final.json").read_text())["scores"]
 
 
-def test_demo_pretraining_measures_heldout_env_ce_before_and_after(cli, tmp_path):
+def test_demo_pretraining_measures_heldout_env_ce_before_and_after_and_sft_rehearses_it(cli, tmp_path):
     out = tmp_path / "demo"
     result = cli("demo", "--quick", "--until", "sft", "--out", str(out), "pretrain.sessions=12", "sft.max_steps=2",
-                 "sft.eval_every=2", timeout=600)
+                 "sft.eval_every=2", "sft.rehearsal=0.5", timeout=600)
     assert result.code == 0, result.stderr[-3000:]
     (stats,) = [json.loads(p.read_text())["pretrain"] for p in (out / "cache").glob("*/prepare.json")]
     assert stats["steps"] == 30 and stats["sessions"] == 12
     before, after = stats["env_ce_heldout_before"], stats["env_ce_heldout_after"]
     assert math.isfinite(before) and math.isfinite(after) and after < before  # it learnt something of the terminal
     assert "pre-training: 30 steps on 12 shell sessions" in result.stderr.replace("\n", " ")
+    steps = [r for r in RunDir(out / "sft").read_metrics() if r["kind"] == "sft"]
+    assert len(steps) == 2 and all(r["update/rehearsal_tokens"] > 0 for r in steps)
+    assert all(r["update/loss"] == pytest.approx(r["update/action_nll"] + 0.5 * r["update/rehearsal_nll"], abs=1e-4)
+               for r in steps)
 
 
 def test_demo_bad_override_is_one_line(cli, tmp_path):

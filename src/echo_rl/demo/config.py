@@ -111,6 +111,9 @@ class SFTSpec(StageOptim):
     max_steps: int = Field(ge=1)
     grad_clip: float = Field(gt=0)
     env_loss_weight: float = Field(ge=0)
+    rehearsal: float = Field(ge=0, description="weight of an LM loss over every token of the pre-training "
+                             "sessions, a batch of them each step beside the demonstrations (train.sft_rehearsal): "
+                             "keeps pre-training's world model through imitation; needs pretrain; 0: off")
     eval_every: int = Field(ge=1)
     eval_from: int = Field(ge=0, description="skip the evaluations before this step (nothing is learnt yet)")
     eval_tasks: int | None = Field(ge=1, description="validation tasks per SFT evaluation (None: all)")
@@ -169,6 +172,13 @@ class DemoConfig(Section):
         if len(set(names)) != len(names):
             raise ValueError(f"method names must be unique ({', '.join(names)})")
         return methods
+
+    @model_validator(mode="after")
+    def _rehearsal_has_a_corpus(self) -> DemoConfig:
+        if self.sft.rehearsal and not self.pretrain.enabled:
+            raise ValueError("sft.rehearsal rehearses the pre-training sessions: it needs pretrain.sessions and "
+                             "pretrain.steps > 0")
+        return self
 
     @model_validator(mode="after")
     def _methods_resolve(self) -> DemoConfig:

@@ -67,6 +67,10 @@ class Prepared:
         return self.root / "model-init"
 
     @property
+    def sessions(self) -> Path:
+        return self.root / "sessions.jsonl"
+
+    @property
     def expert_train(self) -> Path:
         return self.root / "expert-train.jsonl"
 
@@ -135,8 +139,9 @@ def prepare(cfg: DemoConfig, cache: Path, log: Callable[[str], None], progress: 
     if sessions:
         from echo_rl.demo.pretrain import pretrain
 
-        _save_transcripts(root / "sessions.jsonl", expert_transcripts(sessions, chat, run), "pretrain", chat)
-        pretrained = pretrain(cfg, root, root / "sessions.jsonl", len(sessions), log)
+        prepared = Prepared(root, {})
+        _save_transcripts(prepared.sessions, expert_transcripts(sessions, chat, run), "pretrain", chat)
+        pretrained = pretrain(cfg, root, prepared.sessions, len(sessions), log)
         timings["pretrain_s"] = pretrained["seconds"]
         shutil.rmtree(root / "model-raw")
     train = written["train"]

@@ -12,7 +12,12 @@ train tasks' reference solutions replayed in the sandbox (real observations,
     L_s = (1/|M_s|) Σ_{t∈M_s} −log p(x_t | x_<t)  +  w · L_env,s        (w = train.sft_env_loss_weight)
 
 with L_env the ECHO env term (same targets and normalisation as ``objective.env``), averaged over the
-step's transcripts. M_s (``train.sft_targets``) is A_s, the action tokens (imitation, the default);
+step's transcripts. With ``train.sft_rehearsal`` (a corpus, e.g. the pre-training one), each step also draws
+``train.sft_batch_size`` of its transcripts R from a second seeded sampler and adds an LM loss over every
+token of them (as ``all`` below), so that imitation does not overwrite what pre-training learnt:
+
+    L = mean_s L_s  +  r · mean_{q∈R} (1/|q|) Σ_{t∈q} −log p(x_t | x_<t)        (r = train.sft_rehearsal_weight)
+ M_s (``train.sft_targets``) is A_s, the action tokens (imitation, the default);
 ``actions+env``: A_s ∪ O_s, the observations too; ``all``: every token but the first — prompt, chat
 template, actions, observations — a plain LM loss for pre-training, which also keeps every transcript
 whatever its outcome (a corpus to model, not demonstrations to imitate).
@@ -53,6 +58,7 @@ from echo_rl.train.optim import clip_and_step
 from echo_rl.train.parallel import accumulate_gradients, autocast_dtype
 from echo_rl.train.policy_sync import make_policy
 from echo_rl.train.precision import compute_autocast
+from echo_rl.train.sampler import TaskSampler
 from echo_rl.train.session import Session
 from echo_rl.train.update import reduce_metrics
 
@@ -85,6 +91,18 @@ def expert_demonstrations(session: Session) -> list[Trajectory]:
     return demos
 
 
+def rehearsal_corpus(session: Session) -> list[Trajectory]:
+    """The valid transcripts of ``train.sft_rehearsal``, whatever their outcome ([] when it is unset)."""
+    cfg = session.cfg
+    if not cfg.train.sft_rehearsal:
+        return []
+    known = [task for tasks in session.splits.values() for task in tasks]
+    corpus = [t for t in load_transcript_file(cfg.train.sft_rehearsal, session.chat, known, cfg) if t.valid]
+    if not corpus:
+        raise UserError("no valid transcript to rehearse", where=f"{cfg.train.sft_rehearsal} (train.sft_rehearsal)")
+    return corpus
+
+
 def sft_target_mask(batch: Batch, targets: str) -> torch.Tensor:
     """[B, T] bool: the tokens the SFT NLL covers (``train.sft_targets``, module docstring) in valid rows."""
     if targets == "actions":
@@ -103,17 +121,40 @@ class SFTTrainer(Loop):
         cfg = session.cfg
         self.title = f"{cfg.name} (sft)"
         self.total_steps = math.ceil(cfg.train.sft_epochs * len(self.demos) / cfg.train.sft_batch_size)
+        self.rehearsal = rehearsal_corpus(session)
+        self.rehearsal_sampler = TaskSampler(len(self.rehearsal), cfg.seed + 1) if self.rehearsal else None
         self.restore()
         if cfg.train.eval_every:
             policy = make_policy(cfg, session.model, session.tokenizer, model_path=session.model_path)
             self.evaluator = session.evaluator(policy)
 
-    def micro_loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        """NLL over the ``train.sft_targets`` tokens (+ weighted env term) of one micro-batch, with its metrics."""
+    def extra_state(self) -> dict[str, Any]:
+        return {"rehearsal_sampler": self.rehearsal_sampler.state()} if self.rehearsal_sampler else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.rehearsal_sampler:
+            if "rehearsal_sampler" not in state:
+                raise UserError("cannot resume: the checkpoint was trained without train.sft_rehearsal")
+            self.rehearsal_sampler.load_state(state["rehearsal_sampler"])
+
+    def _logprobs(self, batch: Batch) -> torch.Tensor:
         cfg = self.s.cfg
-        module, chunk = self.trained.module, cfg.objective.logprob_chunk_size
+        module = self.trained.module
         with compute_autocast(autocast_dtype(module, cfg.policy.dtype), self.s.ctx.device):
-            logprobs = token_logprobs(module, batch.input_ids, batch.attention_mask, chunk).logprobs
+            return token_logprobs(module, batch.input_ids, batch.attention_mask, cfg.objective.logprob_chunk_size).logprobs
+
+    def micro_loss(self, item: tuple[Batch, bool]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of one micro-batch, with its metrics: of demonstrations, the NLL over the
+        ``train.sft_targets`` tokens (+ weighted env term); of the rehearsal corpus, the weighted LM loss."""
+        batch, rehearsed = item
+        cfg = self.s.cfg
+        logprobs = self._logprobs(batch)
+        if rehearsed:
+            mask = sft_target_mask(batch, "all").float()
+            nll = aggregate(-logprobs, mask, "seq_mean", batch.n_seqs, batch.n_action_tokens, 1.0)
+            return cfg.train.sft_rehearsal_weight * nll, {
+                "loss": float(cfg.train.sft_rehearsal_weight * nll.detach()), "rehearsal_nll": float(nll.detach()),
+                "rehearsal_tokens": float(mask.sum())}
         targets = sft_target_mask(batch, cfg.train.sft_targets).float()
         nll = aggregate(-logprobs, targets, "seq_mean", batch.n_seqs, batch.n_action_tokens, 1.0)
         env, env_metrics = env_term(logprobs, batch, cfg.objective.env)
@@ -128,12 +169,11 @@ class SFTTrainer(Loop):
     def train_step(self, step: int) -> tuple[dict[str, Any], list[Alarm]]:
         cfg, s = self.s.cfg, self.s
         start = time.monotonic()
-        chosen = shard([self.demos[i] for i in self.sampler.next(cfg.train.sft_batch_size)], s.ctx)
-        batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, temperature=1.0)
-        batch = batch.with_counts(all_reduce_sum(batch.own_counts(), s.ctx))
+        batch, micro = self._micro_batches(self.demos, self.sampler, rehearsed=False)
+        if self.rehearsal_sampler:
+            micro += self._micro_batches(self.rehearsal, self.rehearsal_sampler, rehearsed=True)[1]
         module = self.trained.module
         module.train()
-        micro = [mb.to(s.ctx.device) for mb in batch.micro_batches(cfg.train.micro_batch_size)] if chosen else []
         parts = accumulate_gradients(module, micro, self.micro_loss, s.ctx)
         lr = self.scheduler.get_last_lr()[0]
         grad_norm = clip_and_step(module, self.optimizer, self.scheduler, cfg.optim.grad_clip)
@@ -141,11 +181,22 @@ class SFTTrainer(Loop):
         self.trained.refresh()
         metrics = reduce_metrics(gather_lists(parts, s.ctx))
         elapsed = time.monotonic() - start
-        targets = float(sft_target_mask(batch, cfg.train.sft_targets).sum())
+        targets = float(sft_target_mask(batch, cfg.train.sft_targets).sum()) + metrics.get("rehearsal_tokens", 0.0)
         record = {"kind": "sft", "step": step, **prefixed("update", metrics | {"grad_norm": grad_norm, "lr": lr}),
                   **prefixed("time", {"step_s": elapsed, "tokens_per_s": targets / max(elapsed, 1e-9)})}
         s.log(record)
         return record, []
+
+    def _micro_batches(self, corpus: list[Trajectory], sampler: TaskSampler, rehearsed: bool
+                       ) -> tuple[Batch, list[tuple[Batch, bool]]]:
+        """The step's next ``train.sft_batch_size`` transcripts of ``corpus`` (this rank's share), collated
+        with the counts of every rank, and its micro-batches on the device tagged ``rehearsed``."""
+        cfg, s = self.s.cfg, self.s
+        chosen = shard([corpus[i] for i in sampler.next(cfg.train.sft_batch_size)], s.ctx)
+        batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, temperature=1.0)
+        batch = batch.with_counts(all_reduce_sum(batch.own_counts(), s.ctx))
+        micro = [(mb.to(s.ctx.device), rehearsed) for mb in batch.micro_batches(cfg.train.micro_batch_size)] if chosen else []
+        return batch, micro
 
 
 def sft(cfg: RunConfig, out: Path, *, resume: bool = False, callbacks: Sequence[Callback] = ()) -> Path:

@@ -58,8 +58,9 @@ if TYPE_CHECKING:
     from echo_rl.train.reference import Reference
 
 # How per-micro-batch metrics combine: summed, max'ed, or averaged weighted by a token count.
-_COUNTS = {"seqs", "action_tokens", "policy_tokens", "env_tokens", "warning_tokens", "target_tokens"}
-_SUMMED = {"loss", "action_nll", "policy_loss", "env_loss"} | _COUNTS
+_COUNTS = {"seqs", "action_tokens", "policy_tokens", "env_tokens", "warning_tokens", "target_tokens",
+           "rehearsal_tokens"}
+_SUMMED = {"loss", "action_nll", "policy_loss", "env_loss", "rehearsal_nll"} | _COUNTS
 _ADV_COUNTS = ("groups", "groups_dropped", "groups_zero_advantage", "rollouts_excluded")  # advantage/…
 _SELECTION_COUNTS = ("policy/zero_signal", "policy/overlong")
 _POLICY_METRICS = ("clip_frac_low", "clip_frac_high", "approx_kl", "logprob_mismatch_mean", "tis_weight_mean",
@@ -75,7 +76,7 @@ def reduce_metrics(parts: Sequence[dict[str, float]]) -> dict[str, float]:
     if not parts:
         return {}
     out: dict[str, float] = {}
-    for key in parts[0]:
+    for key in dict.fromkeys(key for part in parts for key in part):  # every part's keys, in order
         values = [p[key] for p in parts if key in p]
         if key in _SUMMED:
             out[key] = sum(values)
