@@ -108,7 +108,8 @@ class SFTResult:
 
 def sft_config(cfg: DemoConfig, prepared: Prepared, n_demos: int) -> RunConfig:
     """The RunConfig of the SFT run: greedy validation (and held-out env CE) at every ``sft.eval_every``, the
-    pre-training sessions rehearsed with ``sft.rehearsal``, a checkpoint at each (pruned to the newest and the one :class:`CheckpointSelection` keeps)."""
+    pre-training sessions rehearsed with ``sft.rehearsal``, a checkpoint at each (pruned to the newest and
+    the one :class:`CheckpointSelection` keeps)."""
     spec = cfg.sft
     rehearse = {"sft_rehearsal": str(prepared.sessions), "sft_rehearsal_weight": spec.rehearsal} if spec.rehearsal else {}
     return stage_run(cfg, "sft", spec, spec.max_steps, n_demos, prepared.model, prepared.corpus, {

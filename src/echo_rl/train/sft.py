@@ -12,15 +12,15 @@ train tasks' reference solutions replayed in the sandbox (real observations,
     L_s = (1/|M_s|) Σ_{t∈M_s} −log p(x_t | x_<t)  +  w · L_env,s        (w = train.sft_env_loss_weight)
 
 with L_env the ECHO env term (same targets and normalisation as ``objective.env``), averaged over the
-step's transcripts. With ``train.sft_rehearsal`` (a corpus, e.g. the pre-training one), each step also draws
+step's transcripts. M_s (``train.sft_targets``) is A_s, the action tokens (imitation, the default);
+``actions+env``: A_s ∪ O_s, the observations too; ``all``: every token but the first — prompt, chat
+template, actions, observations — a plain LM loss for pre-training, which also keeps every transcript
+whatever its outcome (a corpus to model, not demonstrations to imitate).
+With ``train.sft_rehearsal`` (a corpus, e.g. the pre-training one), each step also draws
 ``train.sft_batch_size`` of its transcripts R from a second seeded sampler and adds an LM loss over every
 token of them (as ``all`` below), so that imitation does not overwrite what pre-training learnt:
 
     L = mean_s L_s  +  r · mean_{q∈R} (1/|q|) Σ_{t∈q} −log p(x_t | x_<t)        (r = train.sft_rehearsal_weight)
- M_s (``train.sft_targets``) is A_s, the action tokens (imitation, the default);
-``actions+env``: A_s ∪ O_s, the observations too; ``all``: every token but the first — prompt, chat
-template, actions, observations — a plain LM loss for pre-training, which also keeps every transcript
-whatever its outcome (a corpus to model, not demonstrations to imitate).
 ``ceil(sft_epochs · N / sft_batch_size)`` steps; evaluation and checkpoints as in
 :mod:`echo_rl.train.loop` (pick the checkpoint from the validation curve: ``best`` in its state).
 """
