@@ -48,6 +48,25 @@ def test_default_config_resolves_every_method():
     assert seeds["echo-paper"] == cfg.seeds[: len(seeds["echo-paper"])]
 
 
+@pytest.mark.parametrize("threads, workers, per_run", [(2, 2, 1), (4, 2, 2), (1, 2, 1), (2, 1, 2)])
+def test_rl_runs_share_out_the_threads(threads, workers, per_run):
+    """Runs trained side by side split the demo's threads: never more threads at once than ``threads``
+    (two 2-thread runs on 2 cores oversubscribe them), at least one each."""
+    cfg = load_demo_config((f"threads={threads}", f"rl_workers={workers}"))
+    assert {method_run(cfg, m, 0).policy.threads for m in cfg.methods} == {per_run}
+
+
+def test_the_rl_step_count_is_not_part_of_the_sft_stage():
+    """Changing the RL runs' steps reuses SFT (cached by its run config): the stage's config holds its own
+    step count, not the RL runs'."""
+    from echo_rl.demo.prepare import Prepared
+    from echo_rl.demo.sft import sft_config
+
+    prepared = Prepared(Path("/nowhere"), {})
+    default, fewer = (sft_config(load_demo_config(args), prepared, 300) for args in ((), ("run.train.steps=7",)))
+    assert default == fewer and default.train.steps == load_demo_config().sft.max_steps
+
+
 def test_overrides_quick_and_seeds():
     cfg = load_demo_config(("run.train.steps=7", "sft.max_steps=11"), quick=True, seeds=3)
     assert cfg.run.train.steps == 7 and cfg.sft.max_steps == 11
@@ -61,6 +80,7 @@ def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     assert cfg.run.sandbox == demo.run.sandbox and cfg.model == demo.model
     # measured from the start without pre-training (docs/echo-sweep): pinned there, the rest of SFT shared
     assert cfg.pretrain.sessions == 0 and cfg.sft.rehearsal == 0 and cfg.sft == demo.sft.model_copy(update={"rehearsal": 0.0})
+    assert cfg.rl_workers == 1  # and one run at a time, as measured
     assert cfg.run.optim == demo.run.optim and cfg.run.tasks == demo.run.tasks and len(cfg.seeds) >= 3
     runs = {m.name: method_run(cfg, m, 0).objective for m in cfg.methods}
     assert runs.pop("grpo").algorithm == "grpo"
@@ -89,6 +109,7 @@ def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):
     (("methods=[]",), "methods"),
     (("sft.max_steps=100",), "eval_from"),  # sft.eval_from is 150: no evaluation would choose the checkpoint
     (("pretrain.sessions=0", "sft.rehearsal=1.0"), "sft.rehearsal"),  # nothing to rehearse
+    (("rl_workers=0",), "rl_workers"),
 ])
 def test_bad_config_is_one_line_user_error(args, field):
     with pytest.raises(UserError) as err:
@@ -152,6 +173,39 @@ def _sane_score(cell: dict | None) -> None:
     assert 0.0 <= cell["low"] <= cell["value"] <= cell["high"] <= 1.0
 
 
+def _same_runs_one_after_another(out: Path, sequential: Path, runs: list[dict]) -> None:
+    """The demo trained ``runs`` two at a time, in worker processes with one torch thread each; trained
+    again one after another in this process, with one thread and the same config (threads 1, rl_workers 1:
+    the same run configs and keys), they end with the same losses, scores and weights."""
+    from rich.console import Console
+
+    from echo_rl.demo.console import Clock
+    from echo_rl.demo.prepare import prepare
+    from echo_rl.demo.runs import CurveEvaluations, run_one, run_config
+    from echo_rl.demo.sft import SFTResult
+
+    side_by_side = load_demo_config(quick=True)
+    one_by_one = side_by_side.model_copy(update={"threads": 1, "rl_workers": 1})
+    prepared = prepare(side_by_side, out / "cache", print)  # reused: the demo made it
+    sft = SFTResult.from_json(json.loads((out / "sft" / "selection.json").read_text()))
+    methods = {m.name: m for m in side_by_side.methods}
+    for run in runs:
+        method = methods[run["method"]]
+        assert run_config(one_by_one, method, run["seed"], prepared, sft.checkpoint) == \
+            run_config(side_by_side, method, run["seed"], prepared, sft.checkpoint)
+        again = run_one(one_by_one, method, run["seed"], prepared, sft.checkpoint, sft.key,
+                        sequential / Path(run["path"]).name, CurveEvaluations(), Clock(Console(quiet=True)))
+        assert not again.reused
+        first = json.loads((Path(run["path"]) / "final" / "final.json").read_text())
+        assert again.final["scores"] == first["scores"] and again.final["env_ce"] == first["env_ce"]
+        losses = [[r["update/loss"] for r in map(json.loads, (path / "metrics.jsonl").read_text().splitlines())
+                   if r.get("kind") == "train"] for path in (Path(run["path"]), again.path)]
+        assert losses[0] == losses[1] and losses[0]
+        weights = [(sorted((path / "checkpoints").iterdir())[-1] / "model.safetensors").read_bytes()
+                   for path in (Path(run["path"]), again.path)]
+        assert weights[0] == weights[1]
+
+
 def test_demo_quick_end_to_end(cli, tmp_path):
     out = tmp_path / "demo"
     start = time.monotonic()
@@ -195,7 +249,9 @@ def test_demo_quick_end_to_end(cli, tmp_path):
         assert (Path(run["path"]) / "config.yaml").is_file()
     timings = json.loads((out / "timings.json").read_text())
     assert timings["total_s"] > 0 and timings["stages"]
+    assert "RL runs and their final evaluations, 2 at a time" in timings["stages"]  # rl_workers: 2
     assert "demo finished in" in result.stderr
+    _same_runs_one_after_another(out, tmp_path / "sequential", summary["runs"][:2])
 
     # a re-run with the same config reuses every stage
     start = time.monotonic()

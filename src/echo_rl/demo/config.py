@@ -152,7 +152,8 @@ class DemoConfig(Section):
 
     name: str
     seeds: list[int] = Field(min_length=1)
-    threads: int = Field(ge=1, description="torch threads (the demo runs one method at a time)")
+    threads: int = Field(ge=1, description="torch threads of the demo's process (preparation, SFT, evaluation)")
+    rl_workers: int = Field(ge=1, description="RL runs trained at once, each in its own process (run_threads)")
     tokenizer: TokenizerSpec
     model: ModelSpec
     pretrain: PretrainSpec
@@ -194,11 +195,16 @@ def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
     apply_overrides(data, method.overrides)
     data["seed"] = seed
     data["name"] = f"{method.name}-seed{seed}"
-    data["policy"]["threads"] = cfg.threads
+    data["policy"]["threads"] = run_threads(cfg)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ValueError(format_validation_error(err, f"method {method.name}")) from None
+
+
+def run_threads(cfg: DemoConfig) -> int:
+    """Torch threads of one RL run: ``threads`` shared out among the ``rl_workers`` runs at once (at least 1)."""
+    return max(1, cfg.threads // cfg.rl_workers)
 
 
 def smol_run(cfg: DemoConfig, model: str) -> RunConfig:
@@ -215,13 +221,13 @@ def stage_run(cfg: DemoConfig, stage: str, optim: StageOptim, steps: int, exampl
     """``cfg.run`` for a stage the SFT loop runs (pre-training, SFT): named ``<name>-<stage>``, from ``model`` on
     the tasks of ``corpus``, ``steps`` steps of ``optim.batch_size`` of the ``examples`` transcripts (as epochs)
     with ``optim``'s lr and warm-up and ``sft.grad_clip``, one checkpoint kept, then the ``train`` and ``eval``
-    changes."""
+    changes. ``train.steps`` is the stage's own (the RL runs' step count is not what the stage depends on)."""
     return with_changes(cfg.run, {
         "name": f"{cfg.name}-{stage}", "policy": {"threads": cfg.threads, "model": str(model)},
         "tasks": {"corpus": str(corpus)},
         "optim": {"lr": optim.lr, "warmup_steps": optim.warmup_steps, "grad_clip": cfg.sft.grad_clip},
-        "train": {"sft_batch_size": optim.batch_size, "sft_epochs": steps * optim.batch_size / max(examples, 1),
-                  "keep_checkpoints": 1, **train},
+        "train": {"steps": steps, "sft_batch_size": optim.batch_size,
+                  "sft_epochs": steps * optim.batch_size / max(examples, 1), "keep_checkpoints": 1, **train},
         "eval": eval})
 
 

@@ -37,9 +37,9 @@ def load_average() -> str:
 class Clock:
     """Wall time (and CPU time) per stage."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, start: float | None = None) -> None:
         self.console = console
-        self.start = time.monotonic()
+        self.start = time.monotonic() if start is None else start  # a worker's clock counts from the demo's start
         self.stages: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
 
@@ -64,14 +64,19 @@ class Clock:
         self.console.print(f"[dim]{self.elapsed():6.0f}s[/dim] {text}")
 
 
+def quiet_logs() -> None:
+    """No tokenizer-fork warnings, chat-parsing notices or cache-variable warnings on the demo's console."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("echo_rl.harness.chat").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+
+
 def start_demo(cfg: DemoConfig, out: Path) -> Console:
     """What every demo path does first: quiet library logs, ``cfg.threads`` torch threads, ``out`` created;
     returns the console progress goes to (stderr)."""
     import torch
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.getLogger("echo_rl.harness.chat").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
+    quiet_logs()
     torch.set_num_threads(cfg.threads)
     Path(out).mkdir(parents=True, exist_ok=True)
     return Console(stderr=True)

@@ -3,8 +3,8 @@
     1 prepare   corpus, reference replays in the sandbox, BPE tokenizer, tiny Qwen3   (demo.prepare, cached)
     2 sft       expert SFT, checkpoint selected by per-family validation success     (demo.sft, cached)
     3 base      full evaluation of the SFT checkpoint                                  (demo.runs, cached)
-    4 rl        every method × seed from that checkpoint, one after another, each followed by its full
-                final evaluation                                                       (demo.runs, cached per run)
+    4 rl        every method × seed from that checkpoint, ``rl_workers`` at a time, each followed by its
+                full final evaluation                                  (demo.runs, demo.pool, cached per run)
     5 report    table, verdict, plots, timings                                         (demo.report)
 
 Output directory::
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from echo_rl.configfile import dump_config
-from echo_rl.demo.config import DemoConfig, active_methods, load_demo_config, method_seeds
+from echo_rl.demo.config import DemoConfig, active_methods, load_demo_config, method_seeds, run_threads
 from echo_rl.demo.console import Clock, load_average, start_demo
 from echo_rl.rundir import atomic_write_text
 
@@ -87,17 +87,23 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
 
 def _rl_runs(cfg: DemoConfig, runs: list[Any], prepared: Prepared, sft: SFTResult, out: Path, clock: Clock
              ) -> list[RunOutcome]:
-    """Stage 4: every method × seed from the SFT checkpoint, one after another."""
+    """Stage 4: every method × seed from the SFT checkpoint, ``cfg.rl_workers`` at a time in worker processes
+    (:mod:`echo_rl.demo.pool`), or one after another in this process when 1."""
     from echo_rl.demo.runs import CurveEvaluations, run_one
 
+    if cfg.rl_workers > 1 and len(runs) > 1:
+        from echo_rl.demo.pool import run_side_by_side
+
+        clock.console.rule(f"4/5 {len(runs)} RL runs, {cfg.rl_workers} at a time ({run_threads(cfg)} torch thread each)")
+        with clock.stage(f"RL runs and their final evaluations, {cfg.rl_workers} at a time"):
+            return run_side_by_side(cfg, runs, prepared, sft, out, clock)
     outcomes, curve = [], CurveEvaluations()
     for index, (method, seed) in enumerate(runs, start=1):
         clock.console.rule(f"4/5 RL run {index}/{len(runs)}: {method.label}, seed {seed}")
         outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, out / f"{method.name}-seed{seed}", curve,
                           clock)
         outcomes.append(outcome)
-        clock.log(_score_line(f"{method.label} seed {seed}", outcome.final) + f"  (train {outcome.final['train_s']:.0f} s, "
-                  f"eval {outcome.final['eval_s']:.0f} s{', reused' if outcome.reused else ''})")
+        clock.log(outcome.score_line())
     return outcomes
 
 

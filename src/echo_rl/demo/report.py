@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from echo_rl.demo.config import DemoConfig, active_methods
+from echo_rl.demo.config import DemoConfig, active_methods, run_threads
 from echo_rl.eval.results import EvalResult
 from echo_rl.report.arms import SPLITS, Arm, arm_summary, compare_with_reference, primary_split
 from echo_rl.report.build import result_blocks
@@ -173,7 +173,8 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         Heading("Wall time"),
         Paragraph(f"Machine: {machine.get('cpus')} CPUs, load average {machine.get('load_start')} at the start and "
                   f"{machine.get('load_end')} at the end (other processes share the cores: timings scale with it); torch "
-                  f"threads {cfg.threads}. Rendering this report comes on top (see timings.json)."),
+                  f"threads {cfg.threads}; RL runs {cfg.rl_workers} at a time, {run_threads(cfg)} thread(s) each. Rendering this "
+                  "report comes on top (see timings.json)."),
         timing_table(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s),
     ]
     write_page(blocks, out, "echo-rl demo")

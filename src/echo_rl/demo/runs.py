@@ -21,6 +21,7 @@ import copy
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ class RunOutcome:
     path: Path
     final: dict[str, Any]
     reused: bool
+
+    def score_line(self) -> str:
+        """The run's final scores and times, one line for the console."""
+        return (f"{self.method.label} seed {self.seed}: {EvalResult.from_json(self.final).score_line()}  (train "
+                f"{self.final['train_s']:.0f} s, eval {self.final['eval_s']:.0f} s{', reused' if self.reused else ''})")
 
 
 def run_config(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path) -> RunConfig:
@@ -95,10 +101,10 @@ def final_evaluation(cfg: DemoConfig, run: RunConfig, checkpoint: Path, prepared
 
 class CurveEvaluations(Callback):
     """The curve evaluations of the RL runs: the step-0 one, the same for every run, is computed by the first
-    run and recorded in the later ones."""
+    run and recorded in the later ones (``start``: one computed elsewhere, e.g. by another worker's run)."""
 
-    def __init__(self) -> None:
-        self.start: EvalResult | None = None
+    def __init__(self, start: EvalResult | None = None) -> None:
+        self.start = start
 
     def on_train_begin(self, loop: Loop, control: LoopControl) -> None:
         if control.should_evaluate and self.start is not None:
@@ -111,9 +117,11 @@ class CurveEvaluations(Callback):
 
 
 def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
-            out: Path, curve: CurveEvaluations, clock: Clock) -> RunOutcome:
+            out: Path, curve: CurveEvaluations, clock: Clock, *, extra_callbacks: Sequence[Callback] = (),
+            progress: bool = True) -> RunOutcome:
     """Train (or reuse) one method on one seed into ``out`` and evaluate its final checkpoint, on ``clock``'s
-    stages "RL: <label>" and "final evaluation: RL runs"."""
+    stages "RL: <label>" and "final evaluation: RL runs"; ``extra_callbacks`` join the trainer's, ``progress``
+    False turns its progress bar off (neither is part of the run's key)."""
     from echo_rl.train.checkpoint import latest_checkpoint, read_state
     from echo_rl.train.trainer import train
 
@@ -130,7 +138,8 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
         shutil.rmtree(out, ignore_errors=True)
         start = time.monotonic()
         with clock.stage(f"RL: {method.label}"):
-            train(run, out, callbacks=[curve])
+            shown = run if progress else with_changes(run, {"logging": {"progress": False}})
+            train(shown, out, callbacks=[curve, *extra_callbacks])
         trained = {"key": key, "train_s": time.monotonic() - start}
         atomic_write_text(out / TRAINED, json.dumps(trained))
     last = latest_checkpoint(out / "checkpoints")
