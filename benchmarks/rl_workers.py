@@ -60,7 +60,7 @@ def write_configs(demo_dir: Path, steps: int, threads: int, into: Path) -> list[
 def run_mode(demo_dir: Path, steps: int, threads: int, together: bool, scratch: Path) -> dict[str, float]:
     configs = write_configs(demo_dir, steps, threads, scratch)
     outs = [scratch / f"run-{path.stem}" for path in configs]
-    command = lambda cfg, out: [sys.executable, "-c", "from echo_rl.cli import main; main()", "train", str(cfg), "--out", str(out)]  # noqa: E731
+    command = lambda cfg, out: [sys.executable, "-m", "echo_rl", "train", str(cfg), "--out", str(out)]  # noqa: E731
     logs = [scratch / f"{path.stem}.log" for path in configs]
     busy, total = busy_seconds()
     start = time.monotonic()

@@ -9,8 +9,9 @@ cores: 10 steps of two runs took 52 s side by side against 72 s one after the ot
 A worker trains and evaluates one run at a time with :func:`echo_rl.demo.runs.run_one`, as the parent
 would: the same run config, key and directory. A run's result depends on its config alone (its torch threads
 included), so a run trained side by side equals the same run trained one after another with as many threads
-(tests/test_demo.py). The parent prints the workers' log lines and a progress bar per run, and hands later
-runs the step-0 curve evaluation an earlier run computed. Runs start in the order of ``runs``, outcomes come
+(tests/test_demo.py). The parent prints the workers' log lines and a progress bar per run, hands later runs
+the step-0 curve evaluation an earlier run computed, and reuses itself, without a worker, the runs an
+earlier demo trained and evaluated. Runs start in the order of ``runs``, outcomes come
 back in that order; a worker's error ends the demo with it once the runs under way have finished, and a
 worker ends with the parent (a killed demo leaves nothing training).
 """
@@ -30,7 +31,7 @@ from typing import Any
 from echo_rl.demo.config import DemoConfig, Method
 from echo_rl.demo.console import Clock, quiet_logs
 from echo_rl.demo.prepare import Prepared
-from echo_rl.demo.runs import CurveEvaluations, RunOutcome, run_one
+from echo_rl.demo.runs import CurveEvaluations, RunOutcome, run_one, saved_outcome
 from echo_rl.demo.sft import SFTResult
 from echo_rl.eval.results import EvalResult
 from echo_rl.train.loop import Callback, Loop, LoopControl
@@ -89,12 +90,13 @@ def run_side_by_side(cfg: DemoConfig, runs: list[tuple[Method, int]], prepared: 
     context = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in its thread pools
     messages = context.Queue()
     start: EvalResult | None = None
-    pending = list(enumerate(runs))
+    outcomes = {i: saved for i, (method, seed) in enumerate(runs)  # reused runs need no worker
+                if (saved := _reused(cfg, method, seed, prepared, sft, out, clock)) is not None}
+    pending = [(i, run) for i, run in enumerate(runs) if i not in outcomes]
     running: dict[Future[tuple[RunOutcome, EvalResult | None]], int] = {}
-    outcomes: dict[int, RunOutcome] = {}
     with counting_bar(console=clock.console) as progress:
         bars = {f"{m.name}-seed{s}": progress.add_task(f"{m.label}, seed {s}", total=cfg.run.train.steps)
-                for m, s in runs}
+                for _, (m, s) in pending}
         with ProcessPoolExecutor(max_workers=cfg.rl_workers, mp_context=context, initializer=_start_worker,
                                  initargs=(messages, os.getpid())) as pool:
             while pending or running:
@@ -112,6 +114,17 @@ def run_side_by_side(cfg: DemoConfig, runs: list[tuple[Method, int]], prepared: 
                     clock.log(outcome.score_line())
         _relay(messages, progress, bars, clock)  # the workers have ended: everything they sent has arrived
     return [outcomes[i] for i in range(len(runs))]
+
+
+def _reused(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, sft: SFTResult, out: Path,
+            clock: Clock) -> RunOutcome | None:
+    """A run an earlier demo trained and evaluated, as :func:`run_one` reports it (None: a worker's job)."""
+    path = out / f"{method.name}-seed{seed}"
+    if saved_outcome(cfg, method, seed, prepared, sft.checkpoint, sft.key, path) is None:
+        return None
+    outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, path, CurveEvaluations(), clock)
+    clock.log(outcome.score_line())
+    return outcome
 
 
 def _relay(messages: Any, progress: Any, bars: dict[str, Any], clock: Clock) -> None:

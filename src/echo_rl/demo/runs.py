@@ -116,6 +116,14 @@ class CurveEvaluations(Callback):
             self.start = copy.deepcopy(result)
 
 
+def saved_outcome(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
+                  out: Path) -> RunOutcome | None:
+    """The outcome an earlier demo saved in ``out`` for this run (its ``final.json`` carries the run's key)."""
+    key = run_key(cfg, run_config(cfg, method, seed, prepared, checkpoint), sft_key)
+    saved = keyed_record(out / FINAL / "final.json", key)
+    return None if saved is None else RunOutcome(method, seed, out, saved, reused=True)
+
+
 def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
             out: Path, curve: CurveEvaluations, clock: Clock, *, extra_callbacks: Sequence[Callback] = (),
             progress: bool = True) -> RunOutcome:
@@ -125,12 +133,11 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     from echo_rl.train.checkpoint import latest_checkpoint, read_state
     from echo_rl.train.trainer import train
 
+    if (saved := saved_outcome(cfg, method, seed, prepared, checkpoint, sft_key, out)) is not None:
+        clock.log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
+        return saved
     run = run_config(cfg, method, seed, prepared, checkpoint)
     key = run_key(cfg, run, sft_key)
-    saved = keyed_record(out / FINAL / "final.json", key)
-    if saved is not None:
-        clock.log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
-        return RunOutcome(method, seed, out, saved, reused=True)
     trained = keyed_record(out / TRAINED, key)
     if trained is not None:
         clock.log(f"reusing the training of {out.name}; evaluating it again")
