@@ -77,10 +77,19 @@ if ! podman image exists "$REAL"; then
 fi
 
 answers() { curl -sf --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; }
+# A service whose working directory was deleted (started from a checkout since removed) still answers pings
+# but fails every container start ("write child: broken pipe"): replace it.
+for pid in $(pgrep -f "podman system service --time=0 unix://$SOCK" || true); do
+    if [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" == *" (deleted)" ]]; then
+        log "replacing the podman service $pid (its working directory was deleted)"
+        kill "$pid"; for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+done
 if ! answers; then
     log "starting podman system service on $SOCK"
     mkdir -p "$(dirname "$SOCK")"
-    nohup podman system service --time=0 "unix://$SOCK" >/var/log/podman-service.log 2>&1 &
+    # from /, so that it outlives the checkout that started it
+    (cd / && exec nohup podman system service --time=0 "unix://$SOCK" >/var/log/podman-service.log 2>&1 </dev/null) &
     for _ in $(seq 100); do answers && break; sleep 0.1; done
     answers || { log "podman service did not answer; see /var/log/podman-service.log"; exit 1; }
 fi
