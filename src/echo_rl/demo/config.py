@@ -194,12 +194,17 @@ def method_run(cfg: DemoConfig, method: Method, seed: int) -> RunConfig:
     data = cfg.run.model_dump(mode="json")
     apply_overrides(data, method.overrides)
     data["seed"] = seed
-    data["name"] = f"{method.name}-seed{seed}"
+    data["name"] = run_name(method, seed)
     data["policy"]["threads"] = run_threads(cfg)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as err:
         raise ValueError(format_validation_error(err, f"method {method.name}")) from None
+
+
+def run_name(method: Method, seed: int) -> str:
+    """The name of ``method``'s run on ``seed``: its RunConfig's name and its directory under ``OUT/runs``."""
+    return f"{method.name}-seed{seed}"
 
 
 def run_threads(cfg: DemoConfig) -> int:

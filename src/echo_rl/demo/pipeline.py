@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from echo_rl.configfile import dump_config
-from echo_rl.demo.config import DemoConfig, active_methods, load_demo_config, method_seeds, run_threads
+from echo_rl.demo.config import DemoConfig, active_methods, load_demo_config, method_seeds, run_name, run_threads
 from echo_rl.demo.console import Clock, load_average, start_demo
 from echo_rl.rundir import atomic_write_text
 
@@ -100,7 +100,7 @@ def _rl_runs(cfg: DemoConfig, runs: list[Any], prepared: Prepared, sft: SFTResul
     outcomes, curve = [], CurveEvaluations()
     for index, (method, seed) in enumerate(runs, start=1):
         clock.console.rule(f"4/5 RL run {index}/{len(runs)}: {method.label}, seed {seed}")
-        outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, out / f"{method.name}-seed{seed}", curve,
+        outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, out / run_name(method, seed), curve,
                           clock)
         outcomes.append(outcome)
         clock.log(outcome.score_line())

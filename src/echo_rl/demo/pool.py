@@ -28,10 +28,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from echo_rl.demo.config import DemoConfig, Method
+from echo_rl.demo.config import DemoConfig, Method, run_name
 from echo_rl.demo.console import Clock, quiet_logs
 from echo_rl.demo.prepare import Prepared
-from echo_rl.demo.runs import CurveEvaluations, RunOutcome, run_one, saved_outcome
+from echo_rl.demo.runs import CurveEvaluations, RunOutcome, reuse_saved, run_one
 from echo_rl.demo.sft import SFTResult
 from echo_rl.eval.results import EvalResult
 from echo_rl.train.loop import Callback, Loop, LoopControl
@@ -77,7 +77,7 @@ def _work(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, sft: S
     """One run in a worker: :func:`run_one` with the parent's clock start, step reports, no progress bar."""
     curve = CurveEvaluations(start)
     clock = Clock(_Lines(), start=started)  # type: ignore[arg-type]  # a console that only prints
-    name = f"{method.name}-seed{seed}"
+    name = run_name(method, seed)
     outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, out / name, curve, clock,
                       extra_callbacks=[_Steps(name)], progress=False)
     return outcome, curve.start
@@ -95,7 +95,7 @@ def run_side_by_side(cfg: DemoConfig, runs: list[tuple[Method, int]], prepared: 
     pending = [(i, run) for i, run in enumerate(runs) if i not in outcomes]
     running: dict[Future[tuple[RunOutcome, EvalResult | None]], int] = {}
     with counting_bar(console=clock.console) as progress:
-        bars = {f"{m.name}-seed{s}": progress.add_task(f"{m.label}, seed {s}", total=cfg.run.train.steps)
+        bars = {run_name(m, s): progress.add_task(f"{m.label}, seed {s}", total=cfg.run.train.steps)
                 for _, (m, s) in pending}
         with ProcessPoolExecutor(max_workers=cfg.rl_workers, mp_context=context, initializer=_start_worker,
                                  initargs=(messages, os.getpid())) as pool:
@@ -118,12 +118,10 @@ def run_side_by_side(cfg: DemoConfig, runs: list[tuple[Method, int]], prepared: 
 
 def _reused(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, sft: SFTResult, out: Path,
             clock: Clock) -> RunOutcome | None:
-    """A run an earlier demo trained and evaluated, as :func:`run_one` reports it (None: a worker's job)."""
-    path = out / f"{method.name}-seed{seed}"
-    if saved_outcome(cfg, method, seed, prepared, sft.checkpoint, sft.key, path) is None:
-        return None
-    outcome = run_one(cfg, method, seed, prepared, sft.checkpoint, sft.key, path, CurveEvaluations(), clock)
-    clock.log(outcome.score_line())
+    """A run an earlier demo trained and evaluated, announced as :func:`run_one` does (None: a worker's job)."""
+    outcome = reuse_saved(cfg, method, seed, prepared, sft.checkpoint, sft.key, out / run_name(method, seed), clock)
+    if outcome is not None:
+        clock.log(outcome.score_line())
     return outcome
 
 

@@ -116,12 +116,16 @@ class CurveEvaluations(Callback):
             self.start = copy.deepcopy(result)
 
 
-def saved_outcome(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
-                  out: Path) -> RunOutcome | None:
-    """The outcome an earlier demo saved in ``out`` for this run (its ``final.json`` carries the run's key)."""
+def reuse_saved(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
+                out: Path, clock: Clock) -> RunOutcome | None:
+    """The outcome an earlier demo saved in ``out`` for this run (its ``final.json`` carries the run's key),
+    announced on ``clock``; None when there is none."""
     key = run_key(cfg, run_config(cfg, method, seed, prepared, checkpoint), sft_key)
     saved = keyed_record(out / FINAL / "final.json", key)
-    return None if saved is None else RunOutcome(method, seed, out, saved, reused=True)
+    if saved is None:
+        return None
+    clock.log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
+    return RunOutcome(method, seed, out, saved, reused=True)
 
 
 def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, checkpoint: Path, sft_key: str,
@@ -133,8 +137,7 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     from echo_rl.train.checkpoint import latest_checkpoint, read_state
     from echo_rl.train.trainer import train
 
-    if (saved := saved_outcome(cfg, method, seed, prepared, checkpoint, sft_key, out)) is not None:
-        clock.log(f"reusing {out.name} (trained and evaluated by an earlier demo with the same config)")
+    if (saved := reuse_saved(cfg, method, seed, prepared, checkpoint, sft_key, out, clock)) is not None:
         return saved
     run = run_config(cfg, method, seed, prepared, checkpoint)
     key = run_key(cfg, run, sft_key)
