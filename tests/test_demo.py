@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from echo_rl.config import RunConfig
-from echo_rl.demo.config import DEFAULT_CONFIG, DemoConfig, active_methods, load_demo_config, method_run, method_seeds
+from echo_rl.demo.config import (
+    DEFAULT_CONFIG, DemoConfig, Selection, active_methods, load_demo_config, method_run, method_seeds,
+)
 from echo_rl.demo.sft import is_eligible, rank
 from echo_rl.errors import UserError
 from echo_rl.rundir import RunDir
@@ -78,8 +80,10 @@ def test_overrides_quick_and_seeds():
 def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     cfg, demo = load_demo_config((str(ROOT / "configs" / "echo-sweep.yaml"),)), load_demo_config()
     assert cfg.run.sandbox == demo.run.sandbox and cfg.model == demo.model
-    # measured from the start without pre-training (docs/echo-sweep): pinned there, the rest of SFT shared
-    assert cfg.pretrain.sessions == 0 and cfg.sft.rehearsal == 0 and cfg.sft == demo.sft.model_copy(update={"rehearsal": 0.0})
+    # measured from the start without pre-training and its checkpoint selection (docs/echo-sweep): pinned there,
+    # the rest of SFT shared
+    then = Selection(low=0.15, high=0.6, min_family=0.1, patience=1)
+    assert cfg.pretrain.sessions == 0 and cfg.sft == demo.sft.model_copy(update={"rehearsal": 0.0, "select": then})
     assert cfg.rl_workers == 1  # and one run at a time, as measured
     assert cfg.run.optim == demo.run.optim and cfg.run.tasks == demo.run.tasks and len(cfg.seeds) >= 3
     runs = {m.name: method_run(cfg, m, 0).objective for m in cfg.methods}
@@ -150,8 +154,6 @@ def test_bad_method_override_names_the_method():
 # -- SFT checkpoint selection -----------------------------------------------------------------------------------
 
 def test_selection_prefers_in_band_checkpoints_with_every_family_learned():
-    from echo_rl.demo.config import Selection
-
     select = Selection(low=0.2, high=0.6, min_family=0.1, patience=1)
     points = [
         {"step": 50, "pass": 0.10, "worst_family": 0.0},   # below the band

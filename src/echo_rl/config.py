@@ -400,11 +400,13 @@ class TrainConfig(Section):
         "None: the train tasks' reference solutions"
     )
     sft_rehearsal: str | None = Field(
-        None, description="a corpus rehearsed during SFT (e.g. the pre-training one): sft_batch_size of its "
-        "transcripts a step beside the demonstrations, every token under an LM loss weighted by "
+        None, description="a corpus rehearsed during SFT (e.g. the pre-training one): sft_rehearsal_batch_size of "
+        "its transcripts a step beside the demonstrations, every token under an LM loss weighted by "
         "sft_rehearsal_weight (what pre-training learnt is kept); None: off"
     )
     sft_rehearsal_weight: float = Field(1.0, gt=0, description="weight of the rehearsal corpus' LM loss")
+    sft_rehearsal_batch_size: int | None = Field(
+        None, ge=1, description="rehearsal transcripts a step (None: sft_batch_size)")
 
     @model_validator(mode="after")
     def _mini_batches_of_whole_groups(self) -> TrainConfig:

@@ -23,6 +23,7 @@ from echo_rl.tasks.families import generate
 from echo_rl.tasks.sessions import session_tasks
 from echo_rl.train.checkpoint import latest_checkpoint
 from echo_rl.train.loop import Callback
+from echo_rl.train.sampler import TaskSampler
 from echo_rl.train.sft import sft, sft_target_mask
 
 
@@ -99,6 +100,18 @@ def test_rehearsal_keeps_what_pretraining_learnt_through_imitation(recorded, pre
     ce = {name: env_ce(str(latest_checkpoint(run / "checkpoints")), unseen, path) for name, run in
           (("start", pretrained), ("plain", plain), ("rehearsed", rehearsed))}
     assert ce["rehearsed"] < ce["start"] + 1.0 and ce["rehearsed"] < ce["plain"] - 2.0, ce  # measured 4.5, 4.8, 9.5
+
+
+def test_the_rehearsal_batch_has_a_size_of_its_own(recorded, tmp_path):
+    """``train.sft_rehearsal_batch_size`` sessions a step, drawn by the rehearsal sampler, whatever the size
+    of the demonstration batch: each step's rehearsed tokens are those of exactly the sessions it drew."""
+    _, sessions, _, path = recorded
+    cfg = make_config("train.sft_epochs=3", "train.sft_batch_size=1", f"train.sft_rehearsal={path}",
+                      "train.sft_rehearsal_batch_size=3", "name=sized")
+    records = [r for r in RunDir(sft(cfg, tmp_path / "run")).read_metrics() if r["kind"] == "sft"]
+    drawn = TaskSampler(len(sessions), cfg.seed + 1)
+    expected = [float(sum(len(sessions[i].token_ids) - 1 for i in drawn.next(3))) for _ in records]
+    assert len(records) > 1 and [r["update/rehearsal_tokens"] for r in records] == expected
 
 
 def test_a_rehearsing_run_resumes_drawing_the_sessions_it_would_have_drawn(recorded, pretrained, tmp_path):

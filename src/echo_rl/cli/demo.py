@@ -27,7 +27,7 @@ def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None
     """Run the whole study at small scale and write a report.
 
     Builds a task corpus, records reference transcripts in the sandbox, trains a BPE tokenizer and a tiny
-    Qwen3, fine-tunes it on the transcripts (checkpoint chosen by per-family validation success), then runs
+    Qwen3, fine-tunes it on the transcripts (checkpoint chosen on validation success), then runs
     GRPO and ECHO (with --all-methods also the paper's ECHO and env-only) from that checkpoint on the same
     seeds, evaluates everything and writes
     OUT/report/ (report.md, report.html, summary.json, plots). CONFIG is a demo config (default:

@@ -114,6 +114,7 @@ class SFTSpec(StageOptim):
     rehearsal: float = Field(ge=0, description="weight of an LM loss over every token of the pre-training "
                              "sessions, a batch of them each step beside the demonstrations (train.sft_rehearsal): "
                              "keeps pre-training's world model through imitation; needs pretrain; 0: off")
+    rehearsal_batch_size: int = Field(ge=1, description="pre-training sessions rehearsed a step")
     eval_every: int = Field(ge=1)
     eval_from: int = Field(ge=0, description="skip the evaluations before this step (nothing is learnt yet)")
     eval_tasks: int | None = Field(ge=1, description="validation tasks per SFT evaluation (None: all)")

@@ -1,7 +1,7 @@
 """The demo pipeline, stage by stage, with progress and a wall-time table.
 
     1 prepare   corpus, reference replays in the sandbox, BPE tokenizer, tiny Qwen3   (demo.prepare, cached)
-    2 sft       expert SFT, checkpoint selected by per-family validation success     (demo.sft, cached)
+    2 sft       expert SFT, checkpoint selected on validation success             (demo.sft, cached)
     3 base      full evaluation of the SFT checkpoint                                  (demo.runs, cached)
     4 rl        every method × seed from that checkpoint, ``rl_workers`` at a time, each followed by its
                 full final evaluation                                  (demo.runs, demo.pool, cached per run)
@@ -70,7 +70,7 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
     with clock.stage("prepare (corpus, replays, tokenizer, model)"), \
             counting_bar(console=console, transient=True) as progress:
         prepared = prepare(cfg, out / "cache", clock.log, progress)
-    console.rule("2/5 expert SFT (checkpoint chosen by per-family validation success)")
+    console.rule("2/5 expert SFT (checkpoint chosen on validation success)")
     with clock.stage("SFT with checkpoint selection"):
         sft = run_sft(cfg, prepared, out / "sft", clock.log)
     if until == "sft":

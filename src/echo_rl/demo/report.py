@@ -120,8 +120,10 @@ def _setup_blocks(cfg: DemoConfig, summary: dict[str, Any], quick: bool) -> list
 def _selection_note(arms: list[Arm], cfg: DemoConfig) -> str:
     if not any(a.counts("validation", m) for a in arms for m in ("sampled", "greedy")):
         return ""
-    return (f" Validation rows are the selection split's last curve evaluation (greedy, the first "
-            f"{cfg.run.eval.max_tasks or 'all'} validation tasks), not a final score.")
+    limit = cfg.run.eval.max_tasks
+    tasks = f"the first {limit}" if limit else f"all {cfg.run.tasks.num_validation}"
+    return (f" Validation rows are the selection split's last curve evaluation (greedy, {tasks} validation "
+            f"tasks), not a final score.")
 
 
 def _sft_block(cfg: DemoConfig, sft: dict[str, Any]) -> Paragraph:

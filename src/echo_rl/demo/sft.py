@@ -1,4 +1,4 @@
-"""Stage 2 of the demo: expert SFT from the random tiny model, stopped and selected by per-family success.
+"""Stage 2 of the demo: expert SFT from the random tiny model, stopped and selected by validation success.
 
 The SFT loop is :class:`echo_rl.train.sft.SFTTrainer`; the demo only watches its evaluations (greedy
 validation pass@1, overall and per training family, every ``sft.eval_every`` steps from ``sft.eval_from``)
@@ -111,7 +111,8 @@ def sft_config(cfg: DemoConfig, prepared: Prepared, n_demos: int) -> RunConfig:
     pre-training sessions rehearsed with ``sft.rehearsal``, a checkpoint at each (pruned to the newest and
     the one :class:`CheckpointSelection` keeps)."""
     spec = cfg.sft
-    rehearse = {"sft_rehearsal": str(prepared.sessions), "sft_rehearsal_weight": spec.rehearsal} if spec.rehearsal else {}
+    rehearse = {"sft_rehearsal": str(prepared.sessions), "sft_rehearsal_weight": spec.rehearsal,
+                "sft_rehearsal_batch_size": spec.rehearsal_batch_size} if spec.rehearsal else {}
     return stage_run(cfg, "sft", spec, spec.max_steps, n_demos, prepared.model, prepared.corpus, {
         "sft_env_loss_weight": spec.env_loss_weight, "eval_every": spec.eval_every, "save_every": spec.eval_every,
         **rehearse,

@@ -17,7 +17,7 @@ step's transcripts. M_s (``train.sft_targets``) is A_s, the action tokens (imita
 template, actions, observations — a plain LM loss for pre-training, which also keeps every transcript
 whatever its outcome (a corpus to model, not demonstrations to imitate).
 With ``train.sft_rehearsal`` (a corpus, e.g. the pre-training one), each step also draws
-``train.sft_batch_size`` of its transcripts R from a second seeded sampler and adds an LM loss over every
+``train.sft_rehearsal_batch_size`` (default ``train.sft_batch_size``) of its transcripts R from a second seeded sampler and adds an LM loss over every
 token of them (as ``all`` above), so that imitation does not overwrite what pre-training learnt:
 
     L = mean_s L_s  +  r · mean_{q∈R} (1/|q|) Σ_{t∈q} −log p(x_t | x_<t)        (r = train.sft_rehearsal_weight)
@@ -170,9 +170,10 @@ class SFTTrainer(Loop):
     def train_step(self, step: int) -> tuple[dict[str, Any], list[Alarm]]:
         cfg, s = self.s.cfg, self.s
         start = time.monotonic()
-        batch, micro = self._micro_batches(self.demos, self.sampler, rehearsed=False)
+        batch, micro = self._micro_batches(self.demos, self.sampler, cfg.train.sft_batch_size, rehearsed=False)
         if self.rehearsal_sampler:
-            micro += self._micro_batches(self.rehearsal, self.rehearsal_sampler, rehearsed=True)[1]
+            size = cfg.train.sft_rehearsal_batch_size or cfg.train.sft_batch_size
+            micro += self._micro_batches(self.rehearsal, self.rehearsal_sampler, size, rehearsed=True)[1]
         module = self.trained.module
         module.train()
         parts = accumulate_gradients(module, micro, self.micro_loss, s.ctx)
@@ -188,12 +189,12 @@ class SFTTrainer(Loop):
         s.log(record)
         return record, []
 
-    def _micro_batches(self, corpus: list[Trajectory], sampler: TaskSampler, rehearsed: bool
+    def _micro_batches(self, corpus: list[Trajectory], sampler: TaskSampler, size: int, rehearsed: bool
                        ) -> tuple[Batch, list[tuple[Batch, bool]]]:
-        """The step's next ``train.sft_batch_size`` transcripts of ``corpus`` (this rank's share), collated
-        with the counts of every rank, and its micro-batches on the device tagged ``rehearsed``."""
+        """The step's next ``size`` transcripts of ``corpus`` (this rank's share), collated with the counts
+        of every rank, and its micro-batches on the device tagged ``rehearsed``."""
         cfg, s = self.s.cfg, self.s
-        chosen = shard([corpus[i] for i in sampler.next(cfg.train.sft_batch_size)], s.ctx)
+        chosen = shard([corpus[i] for i in sampler.next(size)], s.ctx)
         batch = collate(chosen, [0.0] * len(chosen), cfg.objective, s.pad_id, temperature=1.0)
         batch = batch.with_counts(all_reduce_sum(batch.own_counts(), s.ctx))
         micro = [(mb.to(s.ctx.device), rehearsed) for mb in batch.micro_batches(cfg.train.micro_batch_size)] if chosen else []
