@@ -129,11 +129,13 @@ def _selection_note(arms: list[Arm], cfg: DemoConfig) -> str:
 def _sft_block(cfg: DemoConfig, sft: dict[str, Any]) -> Paragraph:
     sel = sft["selected"]
     fams = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(sel.get("families", {}).items())) or "—"
+    select = cfg.sft.select
+    floor = f", every family ≥ {100 * select.min_family:.0f}%" if select.min_family else ""
     return Paragraph(
         f"SFT ran {sft['steps_run']} steps{' and stopped early' if sft['stopped_early'] else ''}; the checkpoint of "
         f"step {sft['step']} was selected on the validation split: greedy pass@1 {100 * sel['pass']:.1f}%, "
-        f"worst training family {100 * sel['worst_family']:.0f}% (band {100 * cfg.sft.select.low:.0f}–"
-        f"{100 * cfg.sft.select.high:.0f}%, every family ≥ {100 * cfg.sft.select.min_family:.0f}%). Per family: {fams}.")
+        f"worst training family {100 * sel['worst_family']:.0f}% (band {100 * select.low:.0f}–"
+        f"{100 * select.high:.0f}%{floor}). Per family: {fams}.")
 
 
 def timing_table(timings: dict[str, float], cpu: dict[str, float], budget: float) -> TableBlock:
