@@ -1,7 +1,7 @@
 """The demo pipeline, stage by stage, with progress and a wall-time table.
 
     1 prepare   corpus, reference replays in the sandbox, BPE tokenizer, tiny Qwen3   (demo.prepare, cached)
-    2 sft       expert SFT, checkpoint selected on validation success             (demo.sft, cached)
+    2 sft       expert SFT, checkpoint selected on validation success                  (demo.sft, cached)
     3 base      full evaluation of the SFT checkpoint                                  (demo.runs, cached)
     4 rl        every method × seed from that checkpoint, ``rl_workers`` at a time, each followed by its
                 full final evaluation                                  (demo.runs, demo.pool, cached per run)

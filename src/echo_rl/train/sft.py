@@ -17,8 +17,9 @@ step's transcripts. M_s (``train.sft_targets``) is A_s, the action tokens (imita
 template, actions, observations — a plain LM loss for pre-training, which also keeps every transcript
 whatever its outcome (a corpus to model, not demonstrations to imitate).
 With ``train.sft_rehearsal`` (a corpus, e.g. the pre-training one), each step also draws
-``train.sft_rehearsal_batch_size`` (default ``train.sft_batch_size``) of its transcripts R from a second seeded sampler and adds an LM loss over every
-token of them (as ``all`` above), so that imitation does not overwrite what pre-training learnt:
+``train.sft_rehearsal_batch_size`` (default ``train.sft_batch_size``) of its transcripts R from a second
+seeded sampler and adds an LM loss over every token of them (as ``all`` above), so that imitation does not
+overwrite what pre-training learnt:
 
     L = mean_s L_s  +  r · mean_{q∈R} (1/|q|) Σ_{t∈q} −log p(x_t | x_<t)        (r = train.sft_rehearsal_weight)
 
