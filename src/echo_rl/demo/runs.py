@@ -121,6 +121,11 @@ def reuse_saved(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, 
     """The outcome an earlier demo saved in ``out`` for this run (its ``final.json`` carries the run's key),
     announced on ``clock``; None when there is none."""
     key = run_key(cfg, run_config(cfg, method, seed, prepared, checkpoint), sft_key)
+    return _saved_outcome(method, seed, out, key, clock)
+
+
+def _saved_outcome(method: Method, seed: int, out: Path, key: str, clock: Clock) -> RunOutcome | None:
+    """:func:`reuse_saved` for a run whose key is known."""
     saved = keyed_record(out / FINAL / "final.json", key)
     if saved is None:
         return None
@@ -137,10 +142,10 @@ def run_one(cfg: DemoConfig, method: Method, seed: int, prepared: Prepared, chec
     from echo_rl.train.checkpoint import latest_checkpoint, read_state
     from echo_rl.train.trainer import train
 
-    if (saved := reuse_saved(cfg, method, seed, prepared, checkpoint, sft_key, out, clock)) is not None:
-        return saved
     run = run_config(cfg, method, seed, prepared, checkpoint)
     key = run_key(cfg, run, sft_key)
+    if (saved := _saved_outcome(method, seed, out, key, clock)) is not None:
+        return saved
     trained = keyed_record(out / TRAINED, key)
     if trained is not None:
         clock.log(f"reusing the training of {out.name}; evaluating it again")
