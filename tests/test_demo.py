@@ -80,20 +80,21 @@ def test_overrides_quick_and_seeds():
 def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     cfg, demo = load_demo_config((str(ROOT / "configs" / "echo-sweep.yaml"),)), load_demo_config()
     assert cfg.run.sandbox == demo.run.sandbox and cfg.model == demo.model
-    # measured from the start without pre-training and its checkpoint selection (docs/echo-sweep): pinned there,
-    # the rest of SFT shared
-    then = Selection(low=0.15, high=0.6, min_family=0.1, patience=1)
-    assert cfg.pretrain.sessions == 0 and cfg.sft == demo.sft.model_copy(update={"rehearsal": 0.0, "select": then})
-    assert cfg.rl_workers == 1  # and one run at a time, as measured
-    assert cfg.run.optim == demo.run.optim and cfg.run.tasks == demo.run.tasks and len(cfg.seeds) >= 3
+    # from the demo's own start (pre-training, rehearsing SFT, its checkpoint selection), steps and workers
+    assert cfg.pretrain == demo.pretrain and cfg.sft == demo.sft and cfg.rl_workers == demo.rl_workers
+    assert cfg.run.optim == demo.run.optim and cfg.run.tasks == demo.run.tasks and cfg.run.train == demo.run.train
+    assert len(cfg.seeds) >= 3
     runs = {m.name: method_run(cfg, m, 0).objective for m in cfg.methods}
     assert runs.pop("grpo").algorithm == "grpo"
     grid = {(o.env.lam, o.env.balance.mode) for o in runs.values()}
     assert grid == {(lam, b) for lam in (0.005, 0.01, 0.05, 0.1) for b in ("none", "adaptive")}
     assert all(o.algorithm == "echo" for o in runs.values()) and not any(m.seeds for m in cfg.methods)
+    assert all(method_run(cfg, m, 0).objective.grad_probe_every == 2 for m in cfg.methods)  # the mechanism, every arm
     # the demo's ECHO default is the sweep's best non-collapsing arm (docs/echo-sweep/), the paper's beside it
+    # (which the demo runs without the gradient probe)
     demo_runs = {m.name: method_run(demo, m, 0).objective for m in demo.methods}
-    assert demo_runs["echo"] == runs["l0.005-b"] and demo_runs["echo-paper"] == runs["l0.05"]
+    assert demo_runs["echo"] == runs["l0.005-b"]
+    assert demo_runs["echo-paper"] == runs["l0.05"].model_copy(update={"grad_probe_every": 0})
 
 
 def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):
@@ -239,6 +240,10 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     assert {c["arm"] for c in summary["comparisons"]} == {"echo", "echo-paper", "env-only"}
     assert summary["comparison_count"] == 3 * 4  # three arms against GRPO on four split/mode cells
     assert summary["verdicts"]["echo"] and "Bonferroni" in summary["verdicts"]["echo"]
+    # and whether the paper's result was reproduced, for the ECHO arms only
+    assert "The paper's result for ECHO (stable): " in summary["verdicts"]["echo"]
+    assert "The paper's result" not in summary["verdicts"]["env-only"]
+    assert "Training dynamics (the mechanism)" in text and len(summary["dynamics"]["grpo"]["env_ce_own"]) == 2
     assert "12 comparisons" in text and "Bonferroni-adjusted" in text
     kept = arms["env-only"]["rollouts_kept"]  # the verifier-free arm says what its filter kept
     assert len(kept) == 1 and 0 <= kept[0] <= 1 and arms["grpo"]["rollouts_kept"] == [None]

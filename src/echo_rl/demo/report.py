@@ -1,5 +1,6 @@
 """Stage 5 of the demo: the report — the paper-style table base → GRPO → ECHO, a plain verdict on whether
-ECHO beat GRPO on the test split, curves, the SFT selection, and the wall-time table.
+ECHO beat GRPO on the test split and on whether the paper's result was reproduced, the training dynamics,
+curves, the SFT selection, and the wall-time table.
 
 It reads what ``echo-rl report`` reads (:mod:`echo_rl.report`): each run directory
 (:func:`~echo_rl.report.runs.load_run`: training records, curve evaluations, alarms) and each run's final
@@ -22,13 +23,14 @@ from typing import Any
 from echo_rl.demo.config import DemoConfig, active_methods, run_threads
 from echo_rl.eval.results import EvalResult
 from echo_rl.report.arms import SPLITS, Arm, arm_summary, compare_with_reference, primary_split
-from echo_rl.report.build import result_blocks
+from echo_rl.report.build import answer_blocks, result_blocks
+from echo_rl.report.dynamics import arm_dynamics
 from echo_rl.report.figures import Figure, Line, Panel, Reference
 from echo_rl.report.plots import draw, plot_arms
 from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, to_markdown, write_page
 from echo_rl.report.runs import load_run
 from echo_rl.report.tables import per_seed, transpose
-from echo_rl.report.verdict import verdict
+from echo_rl.report.verdict import verdicts
 from echo_rl.rundir import atomic_write_text
 
 
@@ -163,11 +165,11 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     if (figure := sft_figure(summary)) is not None:
         draw(figure, out / "sft.png")
         plots["sft"] = out / "sft.png"
-    verdicts = {a.name: verdict(a, found, primary) for a in arms if found and a.runs and a is not found.reference}
-    summary["verdicts"], summary["table"] = verdicts, {"header": header, "rows": rows}  # for the console summary
+    answers = verdicts(arms, found, primary)
+    summary["verdicts"], summary["table"] = answers, {"header": header, "rows": rows}  # for the console summary
     blocks = [
         *_setup_blocks(cfg, summary, quick),
-        Heading("Did ECHO beat GRPO?"), *(Paragraph(v) for v in verdicts.values()),
+        *answer_blocks(answers),
         Heading("Results (base → GRPO → ECHO)"), *results,
         Heading("Methods", 3), TableBlock(["method", "configuration (overrides of run)"], [
             [m.label, ", ".join(f"{k}={v}" for k, v in m.overrides.items()) or "—"] for m in active_methods(cfg)]),
@@ -184,6 +186,7 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     write_page(blocks, out, "echo-rl demo")
     data = {**summary, "machine": machine, "table_markdown": to_markdown([TableBlock(*transpose((header, rows)))]),
             "arms": {a.name: arm_summary(a, primary) for a in arms},
+            "dynamics": {a.name: asdict(arm_dynamics(a)) for a in arms if a.runs},
             "comparisons": [{"arm": c.arm.name, "split": c.split, "mode": c.mode, "diff": asdict(c.diff),
                              "adjusted": asdict(c.adjusted)} for c in (found.items if found else [])],
             "comparison_count": found.count if found else 0}

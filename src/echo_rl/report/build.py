@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 
 from echo_rl.report.arms import SPLITS, Arm, Comparisons, cells, compare_with_reference, group_runs, primary_split
+from echo_rl.report.dynamics import WINDOW, dynamics_table
 from echo_rl.report.plots import plot_arms
 from echo_rl.report.render import Block, Heading, Image, Paragraph, TableBlock, write_page
 from echo_rl.report.runs import load_runs
 from echo_rl.report.tables import Table, arrow_line, comparison_table, difference_table, family_table, transpose
+from echo_rl.report.verdict import verdicts
 from echo_rl.rundir import atomic_write_text
 
 METHOD_NOTE = (
@@ -46,6 +48,25 @@ def comparison_blocks(comparisons: Comparisons | None, splits: list[str]) -> lis
         + comparisons.note()), TableBlock(*difference_table(comparisons, splits))]
 
 
+def dynamics_blocks(arms: list[Arm]) -> list[Block]:
+    """The training dynamics table (:mod:`echo_rl.report.dynamics`), nothing when no arm was trained."""
+    table = dynamics_table(arms)
+    if table is None:
+        return []
+    return [Heading("Training dynamics (the mechanism)", 3), Paragraph(
+        f"From each run's step records, means over seeds. First → last: the mean over the first and over the last "
+        f"{WINDOW} steps (half the run when shorter). The env CE of its own rollouts is that of each step's "
+        "training rollouts (the env term's targets, trained on or not); zero-advantage groups are those whose "
+        "rollouts all scored alike (no policy signal). Gradient norms are unweighted, measured on the gradient "
+        "probe's steps (objective.grad_probe_every; — where a run did not probe), with λ effective and the ratio "
+        "of the weighted env gradient to the policy gradient under it."), TableBlock(*table)]
+
+
+def answer_blocks(answers: dict[str, str]) -> list[Block]:
+    """The plain answers (:func:`echo_rl.report.verdict.verdicts`) under their question; nothing without any."""
+    return [Heading("Did ECHO beat GRPO?"), *(Paragraph(text) for text in answers.values())] if answers else []
+
+
 def family_blocks(arms: list[Arm], splits: list[str]) -> list[Block]:
     blocks: list[Block] = []
     for split, mode in cells(arms, splits):
@@ -59,7 +80,8 @@ def result_blocks(arms: list[Arm], splits: list[str], comparisons: Comparisons |
                   ks: tuple[int, ...] = (1,)) -> tuple[list[Block], Table]:
     """What every report shows of the comparison, with its table as data (summary.json): :data:`METHOD_NOTE`
     and ``note``, one arrow line per split, the table (methods as columns; efficiency on the test split when it
-    was evaluated), each arm's tasks without a verifier, the paired differences, pass@1 per family, alarms."""
+    was evaluated), each arm's tasks without a verifier, the paired differences, the training dynamics, pass@1
+    per family, alarms."""
     table = comparison_table(arms, splits, ks, primary=primary_split(arms))
     return [
         Paragraph(f"{METHOD_NOTE} {note}"),
@@ -67,6 +89,7 @@ def result_blocks(arms: list[Arm], splits: list[str], comparisons: Comparisons |
         TableBlock(*transpose(table)),
         *(Paragraph(f"{arm.label}: {text}") for arm in arms for r in arm.finals[-1:] for text in r.unverified_notes()),
         *comparison_blocks(comparisons, splits),
+        *dynamics_blocks(arms),
         *family_blocks(arms, splits),
         *alarm_blocks(arms),
     ], table
@@ -74,13 +97,15 @@ def result_blocks(arms: list[Arm], splits: list[str], comparisons: Comparisons |
 
 def build_blocks(arms: list[Arm], plots: dict[str, Path], splits: list[str]) -> tuple[list[Block], Table]:
     """The blocks of ``echo-rl report``'s page, and its table as data."""
-    results, table = result_blocks(arms, splits, compare_with_reference(arms, splits), (
+    found = compare_with_reference(arms, splits)
+    results, table = result_blocks(arms, splits, found, (
         "'base' is the starting policy (step 0 evaluation); other columns are each run's last evaluation. A "
         "verifier-free (env_only) run logs no training reward; its env term learns only from the rollouts its "
         "clean-tool-call filter kept."), ks_of(arms))
     return [
         Heading("echo-rl report", 1),
         Paragraph("Runs: " + "; ".join(f"{run.label} — {run.path}" for arm in arms for run in arm.runs)),
+        *answer_blocks(verdicts(arms, found, primary_split(arms))),
         Heading("Comparison (base → GRPO → ECHO)"), *results,
         Heading("Curves"), *(Image(path.name, name) for name, path in plots.items()),
     ], table
