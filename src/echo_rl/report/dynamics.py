@@ -114,6 +114,6 @@ def dynamics_table(arms: list[Arm]) -> Table | None:
     arm was trained."""
     trained = [(arm, arm_dynamics(arm)) for arm in arms if arm.runs]
     columns = [(name, cell) for name, cell in COLUMNS if any(cell(d) != "—" for _, d in trained)]
-    if not trained or not columns:
+    if not columns:  # also when no arm was trained
         return None
     return ["arm", *(name for name, _ in columns)], [[arm.label, *(cell(d) for _, cell in columns)] for arm, d in trained]

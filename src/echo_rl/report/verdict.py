@@ -16,18 +16,23 @@ from __future__ import annotations
 
 from statistics import mean
 
-from echo_rl.report.arms import Arm, Comparisons
+from echo_rl.report.arms import Arm, Comparison, Comparisons
 from echo_rl.report.tables import interval_text
 
 ENV_CE_FALL = 2.0
 GRPO_ENV_CE_MOVE = 0.10
 
 
+def _headline_comparison(arm: Arm, found: Comparisons, split: str) -> Comparison | None:
+    """``arm`` against the reference on ``split`` in its headline mode, when that comparison was made."""
+    mode = arm.headline_mode(split)
+    return found.get(arm, split, mode) if mode else None
+
+
 def verdict(arm: Arm, found: Comparisons, split: str) -> str:
     """One plain sentence: did ``arm`` beat the reference (GRPO) on ``split`` (headline mode), judged on the
     Bonferroni-adjusted interval of the paired difference."""
-    mode = arm.headline_mode(split)
-    item = found.get(arm, split, mode) if mode else None
+    item = _headline_comparison(arm, found, split)
     if item is None:
         return f"No comparison of {arm.label} with {found.reference.label} on the {split} split was run."
     diff, adj = item.diff, item.adjusted
@@ -37,8 +42,8 @@ def verdict(arm: Arm, found: Comparisons, split: str) -> str:
         head = f"No: {arm.label} did worse than {found.reference.label} at this scale"
     else:
         head = f"No clear winner: {arm.label} did not beat {found.reference.label} beyond noise at this scale"
-    ours, theirs = arm.score(split, mode), found.reference.score(split, mode)
-    return (f"{head} — {split} pass@1 ({mode}, {ours.seeds} seed{'s' * (ours.seeds != 1)}) {interval_text(ours)} vs "
+    ours, theirs = arm.score(split, item.mode), found.reference.score(split, item.mode)
+    return (f"{head} — {split} pass@1 ({item.mode}, {ours.seeds} seed{'s' * (ours.seeds != 1)}) {interval_text(ours)} vs "
             f"{interval_text(theirs)}; difference {interval_text(diff, True)} points (95% paired bootstrap over seeds "
             f"and tasks), Bonferroni-adjusted over {found.count} comparisons [{100 * adj.low:+.1f}, {100 * adj.high:+.1f}].")
 
@@ -50,17 +55,16 @@ def _met(ok: bool) -> str:
 def paper_criterion(arm: Arm, start: Arm, found: Comparisons, split: str) -> str | None:
     """Whether ``arm`` reproduced the paper's result (module docstring) against ``found``'s reference, from the
     starting policy ``start``; None when a number it needs is missing."""
-    mode = arm.headline_mode(split)
-    item = found.get(arm, split, mode) if mode else None
+    item = _headline_comparison(arm, found, split)
     env_ce = [a.env_ce("heldout") for a in (start, arm, found.reference)]
     if item is None or not all(env_ce):
         return None
     before, ours, theirs = (mean(values) for values in env_ce)
-    fall, moved = before / ours, abs(theirs - before) / before
-    checks = (fall >= ENV_CE_FALL, moved < GRPO_ENV_CE_MOVE, item.diff.low > 0)
+    fall, change = before / ours, (theirs - before) / before
+    checks = (fall >= ENV_CE_FALL, abs(change) < GRPO_ENV_CE_MOVE, item.diff.low > 0)
     return (f"The paper's result for {arm.label}: {'reproduced' if all(checks) else 'not reproduced'} at this scale — "
             f"held-out env CE {before:.2f} → {ours:.2f} ({fall:.2f}× lower; ≥ {ENV_CE_FALL:g}× asked: {_met(checks[0])}) "
-            f"while {found.reference.label}'s moved to {theirs:.2f} ({100 * (theirs - before) / before:+.1f}%; under "
+            f"while {found.reference.label}'s moved to {theirs:.2f} ({100 * change:+.1f}%; under "
             f"{100 * GRPO_ENV_CE_MOVE:.0f}% asked: {_met(checks[1])}); {split} pass@1 difference "
             f"{interval_text(item.diff, True)} points (its 95% interval above zero asked: {_met(checks[2])}).")
 
