@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 from objective_helpers import backward_grads, make_batch, standard_trajectories
@@ -87,3 +89,11 @@ def test_probe_schedule():
     assert LambdaBalancer(_cfg(separate_clip=1.0).model_copy(update={"grad_probe_every": 0})).probe_due(1)
     with pytest.raises(ValueError, match="grad_probe_every"):
         ObjectiveConfig(env=EnvLossConfig(balance=BalanceConfig(mode="adaptive")))
+
+
+def test_the_env_to_policy_ratio_is_not_logged_when_no_group_has_an_advantage(model):
+    uniform = [dataclasses.replace(t, reward=1.0) for t in standard_trajectories()]  # every group all-pass
+    cfg = _cfg()
+    metrics = LambdaBalancer(cfg).apply(per_term_gradients(model, [make_batch(uniform, cfg)], cfg), step=0)
+    assert metrics["grad_policy_norm"] == 0 and metrics["grad_env_norm"] > 0
+    assert "grad_env_to_policy" not in metrics  # was w·‖g_env‖/1e-12 ≈ 1e10, which swamped any mean over steps

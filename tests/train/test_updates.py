@@ -18,7 +18,7 @@ from echo_rl.objective import LambdaBalancer, aggregate, full_logits_logprobs  #
 from echo_rl.distributed import DistContext  # noqa: E402
 from echo_rl.train.optim import build_optimizer  # noqa: E402
 from echo_rl.train.reference import Reference, load_reference  # noqa: E402
-from echo_rl.train.update import build_batch, mini_batches, policy_update, with_fixed_logprobs  # noqa: E402
+from echo_rl.train.update import build_batch, combine_updates, mini_batches, policy_update, with_fixed_logprobs  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -147,3 +147,9 @@ def test_tis_over_several_updates_takes_pi_old_from_before_the_first_update():
                                rtol=1e-4, atol=1e-5)
     single = config(objective={"algorithm": "grpo", "tis_cap": 2.0})
     assert with_fixed_logprobs(model, None, batch, single, DistContext()).old_logprobs is None
+
+
+def test_a_metric_only_some_updates_hold_is_averaged_over_those():
+    updates = [{"loss": 1.0, "seqs": 4.0}, {"loss": 3.0, "seqs": 4.0, "grad_env_to_policy": 0.5}]
+    record = combine_updates(updates, per_epoch=2)
+    assert record == {"loss": 2.0, "seqs": 8.0, "grad_env_to_policy": 0.5, "optimizer_updates": 2.0}

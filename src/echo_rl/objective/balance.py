@@ -153,7 +153,8 @@ class LambdaBalancer:
 
     def apply(self, grads: TermGradients, step: int) -> dict[str, float]:
         """Update the bound from ``grads`` (adaptive mode), write p.grad = w_π·g_π + λ_eff·g_env (each term
-        clipped first when separate clipping is on) and return the probe's metrics."""
+        clipped first when separate clipping is on) and return the probe's metrics; ``grad_env_to_policy`` =
+        λ_eff·‖g_env‖ / ‖g_π‖ only when ‖g_π‖ > 0."""
         balance = self.cfg.env.balance
         policy_norm, env_norm, cosine = grads.norms()
         if balance.mode == "adaptive":
@@ -163,11 +164,13 @@ class LambdaBalancer:
         env = _clip([w_env * g for g in grads.env], balance.separate_clip)
         for param, g_policy, g_env in zip(grads.params, policy, env):
             param.grad = g_policy + g_env
-        return {
+        metrics = {
             "grad_policy_norm": policy_norm,
             "grad_env_norm": env_norm,
             "grad_env_weighted_norm": w_env * env_norm,
             "grad_cosine": cosine,
-            "grad_env_to_policy": w_env * env_norm / max(policy_norm, 1e-12),
             "lambda_effective": w_env,
         }
+        if policy_norm:  # undefined when no group has an advantage (the policy term's gradient is zero)
+            metrics["grad_env_to_policy"] = w_env * env_norm / policy_norm
+        return metrics

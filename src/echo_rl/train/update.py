@@ -97,10 +97,10 @@ def group_ids(trajectories: Sequence[Trajectory], group_size: int) -> list[int]:
 def combine_updates(updates: Sequence[dict[str, float]], per_epoch: int) -> dict[str, float]:
     """The step's record from its optimizer updates' (``per_epoch`` of them per pass over the rollouts):
     token and sequence counts summed over the first pass (every rollout once), ``*_max`` max'ed,
-    everything else (losses, clip fractions, grad_norm, lr, …) averaged over the updates; with one update,
-    its own metrics unchanged. Adds ``optimizer_updates``."""
+    everything else (losses, clip fractions, grad_norm, lr, …) averaged over the updates that hold it; with
+    one update, its own metrics unchanged. Adds ``optimizer_updates``."""
     out: dict[str, float] = {}
-    for key in updates[0]:
+    for key in dict.fromkeys(key for update in updates for key in update):  # a key some updates lack too
         values = [u[key] for u in updates if key in u]
         if key in _COUNTS:
             out[key] = sum(u[key] for u in updates[:per_epoch] if key in u)
