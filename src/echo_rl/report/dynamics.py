@@ -9,7 +9,8 @@ From each run's step records (``metrics.jsonl``, names in :mod:`echo_rl.train.me
     gradient probe     on the probe's steps (``objective.grad_probe_every``): ‖∇L_GRPO‖, ‖∇L_env‖ (unweighted),
                        λ_eff and cos(∇L_GRPO, ∇L_env), means over probe steps; ‖λ_eff·∇L_env‖ / ‖∇L_GRPO‖, the
                        mean over the probe steps with a policy gradient (a step whose groups all have zero
-                       advantage has ‖∇L_GRPO‖ = 0 and no ratio)
+                       advantage has ‖∇L_GRPO‖ = 0 and logs no ratio; runs from before 2026-12-05 logged
+                       ~1e10 there, which is skipped too)
 
 ``window`` is 10 steps, or half a shorter run. An arm's value is the mean over its seeds; a quantity no run
 logged (no probe, no verifier for env_only) is None.
