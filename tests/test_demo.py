@@ -15,7 +15,8 @@ from echo_rl.config import RunConfig
 from echo_rl.demo.config import (
     DEFAULT_CONFIG, DemoConfig, Selection, active_methods, load_demo_config, method_run, method_seeds,
 )
-from echo_rl.demo.sft import is_eligible, rank
+from echo_rl.demo.prepare import Prepared, prepare_key
+from echo_rl.demo.sft import is_eligible, rank, sft_config, sft_key
 from echo_rl.errors import UserError
 from echo_rl.rundir import RunDir
 
@@ -95,6 +96,24 @@ def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     demo_runs = {m.name: method_run(demo, m, 0).objective for m in demo.methods}
     assert demo_runs["echo"] == runs["l0.005-b"]
     assert demo_runs["echo-paper"] == runs["l0.05"].model_copy(update={"grad_probe_every": 0})
+
+
+def test_the_core_sweep_reuses_the_demos_start_and_runs_four_of_the_sweeps_arms(tmp_path):
+    core = load_demo_config((str(ROOT / "configs" / "echo-sweep-core.yaml"),))
+    sweep, demo = load_demo_config((str(ROOT / "configs" / "echo-sweep.yaml"),)), load_demo_config()
+    assert core.name != demo.name and len(core.seeds) >= 3
+    # the same --out as a finished demo: its pre-training and its SFT checkpoint, not a second copy of each
+    assert prepare_key(core) == prepare_key(demo)
+    prepared = Prepared(tmp_path, {})
+
+    def key(cfg: DemoConfig, demos: int = 300) -> str:
+        return sft_key(cfg, prepared, sft_config(cfg, prepared, demos))
+
+    assert key(core) == key(demo) and key(core) != key(demo, 299)
+    swept = {m.name: method_run(sweep, m, 0).objective for m in sweep.methods}
+    runs = {m.name: method_run(core, m, 0).objective for m in core.methods}
+    assert runs.pop("grpo") == swept["grpo"].model_copy(update={"grad_probe_every": 0})  # GRPO has no env term
+    assert set(runs) == {"l0.005-b", "l0.05", "l0.05-b"} and all(runs[name] == swept[name] for name in runs)
 
 
 def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):

@@ -120,6 +120,14 @@ def sft_config(cfg: DemoConfig, prepared: Prepared, n_demos: int) -> RunConfig:
         "heldout_transcripts": str(prepared.env_ce_heldout)})
 
 
+def sft_key(cfg: DemoConfig, prepared: Prepared, run_cfg: RunConfig) -> str:
+    """What the SFT stage's result depends on: the prepared stage, the SFT run's config and ``cfg.sft`` — not
+    the run's name, which only labels it, so a config that extends the demo under another name (e.g.
+    configs/echo-sweep-core.yaml) reuses the demo's SFT checkpoint from the same ``--out``."""
+    return fingerprint(prepared.root.name, run_cfg.model_dump(mode="json", exclude={"name"}),
+                       cfg.sft.model_dump(mode="json"), "sft-v1")
+
+
 def run_sft(cfg: DemoConfig, prepared: Prepared, out: Path, log: Any) -> SFTResult:
     """Run (or reuse) the demo's SFT into ``out`` and return the selected checkpoint."""
     from echo_rl.rollout.trajectory import load_trajectories
@@ -128,7 +136,7 @@ def run_sft(cfg: DemoConfig, prepared: Prepared, out: Path, log: Any) -> SFTResu
 
     demos = load_trajectories(prepared.expert_train)
     run_cfg = sft_config(cfg, prepared, len(demos))
-    key = fingerprint(prepared.root.name, run_cfg.model_dump(mode="json"), cfg.sft.model_dump(mode="json"), "sft-v1")
+    key = sft_key(cfg, prepared, run_cfg)
     record = out / "selection.json"
     saved = keyed_record(record, key)
     if saved is not None and is_complete(Path(saved["checkpoint"])):
