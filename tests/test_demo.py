@@ -16,6 +16,7 @@ from echo_rl.demo.config import (
     DEFAULT_CONFIG, DemoConfig, Selection, active_methods, load_demo_config, method_run, method_seeds,
 )
 from echo_rl.demo.prepare import Prepared, prepare_key
+from echo_rl.demo.runs import run_key
 from echo_rl.demo.sft import is_eligible, rank, sft_config, sft_key
 from echo_rl.errors import UserError
 from echo_rl.rundir import RunDir
@@ -90,7 +91,7 @@ def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     grid = {(o.env.lam, o.env.balance.mode) for o in runs.values()}
     assert grid == {(lam, b) for lam in (0.005, 0.01, 0.05, 0.1) for b in ("none", "adaptive")}
     assert all(o.algorithm == "echo" for o in runs.values()) and not any(m.seeds for m in cfg.methods)
-    assert all(method_run(cfg, m, 0).objective.grad_probe_every == 2 for m in cfg.methods)  # the mechanism, every arm
+    assert all(o.grad_probe_every == 2 for o in runs.values())  # the mechanism, in every ECHO arm
     # the demo's ECHO default is the sweep's best non-collapsing arm (docs/echo-sweep/), the paper's beside it
     # (which the demo runs without the gradient probe)
     demo_runs = {m.name: method_run(demo, m, 0).objective for m in demo.methods}
@@ -98,22 +99,36 @@ def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     assert demo_runs["echo-paper"] == runs["l0.05"].model_copy(update={"grad_probe_every": 0})
 
 
-def test_the_core_sweep_reuses_the_demos_start_and_runs_four_of_the_sweeps_arms(tmp_path):
-    core = load_demo_config((str(ROOT / "configs" / "echo-sweep-core.yaml"),))
-    sweep, demo = load_demo_config((str(ROOT / "configs" / "echo-sweep.yaml"),)), load_demo_config()
-    assert core.name != demo.name and len(core.seeds) >= 3
+def test_the_sweep_reuses_the_demos_start_and_runs_in_parts_whose_runs_the_whole_sweep_reuses(tmp_path):
+    sweep_path = str(ROOT / "configs" / "echo-sweep.yaml")
+    sweep, demo = load_demo_config((sweep_path,)), load_demo_config()
+    part = load_demo_config((sweep_path,), methods=["l0.05", "grpo"])
+    assert sweep.name != demo.name
     # the same --out as a finished demo: its pre-training and its SFT checkpoint, not a second copy of each
-    assert prepare_key(core) == prepare_key(demo)
+    assert prepare_key(sweep) == prepare_key(part) == prepare_key(demo)
     prepared = Prepared(tmp_path, {})
 
     def key(cfg: DemoConfig, demos: int = 300) -> str:
         return sft_key(cfg, prepared, sft_config(cfg, prepared, demos))
 
-    assert key(core) == key(demo) and key(core) != key(demo, 299)
-    swept = {m.name: method_run(sweep, m, 0).objective for m in sweep.methods}
-    runs = {m.name: method_run(core, m, 0).objective for m in core.methods}
-    assert runs.pop("grpo") == swept["grpo"].model_copy(update={"grad_probe_every": 0})  # GRPO has no env term
-    assert set(runs) == {"l0.005-b", "l0.05", "l0.05-b"} and all(runs[name] == swept[name] for name in runs)
+    assert key(sweep) == key(part) == key(demo) and key(sweep) != key(demo, 299)
+    # a part runs the named methods in the config's order, and each of its runs is the whole sweep's run
+    assert [m.name for m in active_methods(part)] == ["grpo", "l0.05"]
+    whole = {m.name: m for m in sweep.methods}
+    for method in part.methods:
+        for seed in part.seeds:
+            assert run_key(part, method_run(part, method, seed), "k") == run_key(
+                sweep, method_run(sweep, whole[method.name], seed), "k")
+    assert method_run(sweep, whole["grpo"], 0).objective.grad_probe_every == 0  # GRPO has no env term to probe
+
+
+def test_methods_picks_extra_ones_too_and_an_unknown_name_is_one_line_naming_the_config():
+    assert [m.name for m in active_methods(load_demo_config(methods=["echo-paper", "grpo"]))] == ["grpo", "echo-paper"]
+    with pytest.raises(UserError, match=r"<demo default>: --methods: the config has no method 'ecoh' \(its methods: "
+                                        r"grpo, echo, echo-paper, env-only\)"):
+        load_demo_config(methods=["grpo", "ecoh"])
+    with pytest.raises(UserError, match="names no method"):
+        load_demo_config(methods=[])
 
 
 def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):

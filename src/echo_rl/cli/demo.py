@@ -20,10 +20,13 @@ from echo_rl.cli.common import config_arguments, out_option
                    "on validation tasks and run a few ECHO steps (a real chat model end to end on CPU).")
 @click.option("--all-methods", is_flag=True,
               help="Also run the methods the config marks extra (the default: the paper's λ = 0.05 and env-only).")
+@click.option("--methods", "method_names", default=None, metavar="NAME,NAME",
+              help="Run only these of the config's methods, extra ones included (e.g. a sweep in parts into one "
+                   "--out: the whole sweep there reuses every part's runs).")
 @click.option("--until", type=click.Choice(["sft"]), default=None,
               help="Stop after this stage (sft: the SFT curve per family, in OUT/sft/selection.json).")
 def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None, model: str, all_methods: bool,
-         until: str | None) -> None:
+         method_names: str | None, until: str | None) -> None:
     """Run the whole study at small scale and write a report.
 
     Builds a task corpus, records reference transcripts in the sandbox, trains a BPE tokenizer and a tiny
@@ -38,6 +41,7 @@ def demo(config_args: tuple[str, ...], out: Path, quick: bool, seeds: int | None
 
     if all_methods:
         config_args = (*config_args, "all_methods=true")
+    methods = None if method_names is None else [name.strip() for name in method_names.split(",") if name.strip()]
     written = run(config_args, out, quick=quick, seeds=seeds, model=None if model == "tiny" else model,
-                  until=until)
+                  until=until, methods=methods)
     click.echo(f"{'SFT curve' if until else 'report'} written to {written}", err=True)

@@ -12,6 +12,7 @@ whole mapping (``run.train.steps=40``, ``sft.max_steps=300``); ``--quick`` appli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from echo_rl.config import RunConfig, Section
 from echo_rl.configfile import (
     apply_overrides, format_validation_error, load_model, merge, read_extending_yaml, split_args, with_changes,
 )
+from echo_rl.errors import UserError
 
 # ``echo-rl demo`` with no CONFIG (``configs/demo.yaml`` holds the same text; a test keeps the two equal)
 DEFAULT_CONFIG = resources.files("echo_rl") / "data" / "demo.yaml"
@@ -251,11 +253,13 @@ def _default_data() -> dict[str, Any]:
 
 
 def load_demo_config(
-    args: tuple[str, ...] | list[str] = (), *, quick: bool = False, seeds: int | None = None
+    args: tuple[str, ...] | list[str] = (), *, quick: bool = False, seeds: int | None = None,
+    methods: Sequence[str] | None = None,
 ) -> DemoConfig:
     """Resolve ``[CONFIG] [key.sub=value …]`` over the embedded default (a CONFIG file replaces it, or with
     ``extends: demo`` or ``extends: OTHER.yaml`` holds only what differs: :func:`~echo_rl.configfile.read_extending_yaml`);
-    ``quick`` applies the config's ``quick`` overrides first; ``seeds`` N sets ``seeds`` to 0 … N-1."""
+    ``quick`` applies the config's ``quick`` overrides first; ``seeds`` N sets ``seeds`` to 0 … N-1; ``methods``
+    keeps only the named methods (:func:`chosen_methods`)."""
     path, overrides = split_args(args)
     data = read_extending_yaml(path, {"demo": _default_data}) if path else _default_data()
     source = path or "<demo default>"
@@ -264,4 +268,19 @@ def load_demo_config(
         source += " (--quick)"
     if seeds is not None:
         data["seeds"] = list(range(seeds))
+    if methods is not None:
+        data["methods"] = chosen_methods(data.get("methods") or [], methods, source)
     return load_model(DemoConfig, data, overrides, source)
+
+
+def chosen_methods(listed: list[dict[str, Any]], names: Sequence[str], source: str) -> list[dict[str, Any]]:
+    """The methods of ``listed`` named in ``names`` (``--methods``), in the config's order, each run whether or
+    not it is marked extra. A run's result does not depend on which others run beside it, so a sweep run in
+    parts into one ``--out`` reuses every part's runs when the whole sweep runs there."""
+    methods = [m for m in listed if isinstance(m, dict)]
+    known = [str(m.get("name")) for m in methods]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        problem = f"the config has no method {unknown[0]!r}" if unknown else "names no method"
+        raise UserError(f"--methods: {problem} (its methods: {', '.join(known)})", where=source)
+    return [{**m, "extra": False} for m in methods if m.get("name") in names]

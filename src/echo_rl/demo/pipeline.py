@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 
 
 def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: int | None = None,
-        model: str | None = None, until: str | None = None) -> Path:
+        model: str | None = None, until: str | None = None, methods: list[str] | None = None) -> Path:
     """Run the demo into ``out`` (see the module docstring); return the path of report.md (with ``until``
     "sft": stop after SFT and return the path of ``sft/selection.json``, which holds the SFT curve)."""
-    cfg = load_demo_config(config_args, quick=quick, seeds=seeds)
+    cfg = load_demo_config(config_args, quick=quick, seeds=seeds, methods=methods)
     if model is not None and model not in ("tiny",):
         from echo_rl.demo.smol import run_smol
 

@@ -123,7 +123,7 @@ def sft_config(cfg: DemoConfig, prepared: Prepared, n_demos: int) -> RunConfig:
 def sft_key(cfg: DemoConfig, prepared: Prepared, run_cfg: RunConfig) -> str:
     """What the SFT stage's result depends on: the prepared stage, the SFT run's config and ``cfg.sft`` — not
     the run's name, which only labels it, so a config that extends the demo under another name (e.g.
-    configs/echo-sweep-core.yaml) reuses the demo's SFT checkpoint from the same ``--out``."""
+    configs/echo-sweep.yaml) reuses the demo's SFT checkpoint from the same ``--out``."""
     return fingerprint(prepared.root.name, run_cfg.model_dump(mode="json", exclude={"name"}),
                        cfg.sft.model_dump(mode="json"), "sft-v1")
 
