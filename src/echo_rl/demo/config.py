@@ -268,19 +268,18 @@ def load_demo_config(
         source += " (--quick)"
     if seeds is not None:
         data["seeds"] = list(range(seeds))
-    if methods is not None:
-        data["methods"] = chosen_methods(data.get("methods") or [], methods, source)
-    return load_model(DemoConfig, data, overrides, source)
+    cfg = load_model(DemoConfig, data, overrides, source)
+    return cfg if methods is None else chosen_methods(cfg, methods, source)
 
 
-def chosen_methods(listed: list[dict[str, Any]], names: Sequence[str], source: str) -> list[dict[str, Any]]:
-    """The methods of ``listed`` named in ``names`` (``--methods``), in the config's order, each run whether or
-    not it is marked extra. A run's result does not depend on which others run beside it, so a sweep run in
+def chosen_methods(cfg: DemoConfig, names: Sequence[str], source: str) -> DemoConfig:
+    """``cfg`` with only the methods named in ``names`` (``--methods``), in the config's order, each run whether
+    or not it is marked extra. A run's result does not depend on which others run beside it, so a sweep run in
     parts into one ``--out`` reuses every part's runs when the whole sweep runs there."""
-    methods = [m for m in listed if isinstance(m, dict)]
-    known = [str(m.get("name")) for m in methods]
+    known = [m.name for m in cfg.methods]
     unknown = [name for name in names if name not in known]
     if unknown or not names:
         problem = f"the config has no method {unknown[0]!r}" if unknown else "names no method"
         raise UserError(f"--methods: {problem} (its methods: {', '.join(known)})", where=source)
-    return [{**m, "extra": False} for m in methods if m.get("name") in names]
+    chosen = [m.model_copy(update={"extra": False}) for m in cfg.methods if m.name in names]
+    return cfg.model_copy(update={"methods": chosen})
