@@ -8,8 +8,9 @@ the SFT checkpoint of ``echo-rl demo --out DIR --until sft``, each an ``echo-rl 
 both at once with ``policy.threads=1`` (``rl_workers: 2``). Rounds alternate the order of the two modes so
 both see the same machine. Per mode: the wall time of both runs, the median step of each, and the share of
 the two cores the machine was busy (``/proc/stat``: the trainers, their sandboxes and verifiers, anything
-else); then sequential / side-by-side wall-time ratios. Also printed: the same two runs side by side with 2
-threads each, the oversubscribed case the demo avoids (``--oversubscribed``).
+else) and the share the hypervisor stole from it; then sequential / side-by-side wall-time ratios. Also
+printed: the same two runs side by side with 2 threads each, the oversubscribed case the demo avoids
+(``--oversubscribed``).
 Not a test: run it by hand; the figures depend on the machine and its load.
 """
 
@@ -30,18 +31,11 @@ from rl_step import demo_inputs  # noqa: E402
 
 from echo_rl.configfile import dump_config, with_changes  # noqa: E402
 from echo_rl.demo.config import load_demo_config  # noqa: E402
+from echo_rl.demo.console import MachineTicks  # noqa: E402
 from echo_rl.demo.prepare import Prepared  # noqa: E402
 from echo_rl.demo.runs import run_config  # noqa: E402
 
 MODES = {"sequential": (2, False), "side by side": (1, True), "side by side, 2 threads each": (2, True)}
-
-
-def busy_seconds() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    with open("/proc/stat") as stat:
-        ticks = [int(x) for x in stat.readline().split()[1:]]
-    hz = os.sysconf("SC_CLK_TCK")
-    return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz
 
 
 def write_configs(demo_dir: Path, steps: int, threads: int, into: Path) -> list[Path]:
@@ -62,7 +56,7 @@ def run_mode(demo_dir: Path, steps: int, threads: int, together: bool, scratch: 
     outs = [scratch / f"run-{path.stem}" for path in configs]
     command = lambda cfg, out: [sys.executable, "-m", "echo_rl", "train", str(cfg), "--out", str(out)]  # noqa: E731
     logs = [scratch / f"{path.stem}.log" for path in configs]
-    busy, total = busy_seconds()
+    before = MachineTicks.now()
     start = time.monotonic()
     start_run = lambda i: subprocess.Popen(command(configs[i], outs[i]), stdout=logs[i].open("w"),  # noqa: E731
                                            stderr=subprocess.STDOUT)
@@ -72,13 +66,13 @@ def run_mode(demo_dir: Path, steps: int, threads: int, together: bool, scratch: 
     else:
         codes = [start_run(i).wait() for i in range(len(configs))]
     wall = time.monotonic() - start
-    busy_after, total_after = busy_seconds()
+    shares = MachineTicks.now().shares_since(before)
     for code, log in zip(codes, logs):
         if code:
             raise SystemExit(f"a training run failed (exit {code}):\n{log.read_text()[-2000:]}")
     steps_s = [statistics.median(json.loads(line)["time/step_s"] for line in (out / "metrics.jsonl").read_text().splitlines()
                                  if json.loads(line).get("kind") == "train") for out in outs]
-    return {"wall_s": wall, "step_s": statistics.mean(steps_s), "busy": (busy_after - busy) / (total_after - total)}
+    return {"wall_s": wall, "step_s": statistics.mean(steps_s), **shares}
 
 
 def main() -> None:
@@ -98,7 +92,7 @@ def main() -> None:
                 result = run_mode(args.demo, args.steps, threads, together, Path(scratch))
             results[mode].append(result)
             print(f"round {round_ + 1}, {mode}: both runs {result['wall_s']:.1f} s, a step {result['step_s']:.2f} s, "
-                  f"cores busy {100 * result['busy']:.0f}%", flush=True)
+                  f"cores busy {100 * result['busy']:.0f}%, stolen {100 * result['stolen']:.0f}%", flush=True)
     base = statistics.median(r["wall_s"] for r in results["sequential"])
     for mode in modes:
         wall = statistics.median(r["wall_s"] for r in results[mode])

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from echo_rl.cpu_kernels import pin
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+pin()  # as the CLI does: the tests' own floats are those of the `echo-rl` processes they start
 
 
 def _blocking_threads() -> set[threading.Thread]:

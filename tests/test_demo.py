@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -291,6 +292,9 @@ def test_demo_quick_end_to_end(cli, tmp_path):
     timings = json.loads((out / "timings.json").read_text())
     assert timings["total_s"] > 0 and timings["stages"]
     assert "RL runs and their final evaluations, 2 at a time" in timings["stages"]  # rl_workers: 2
+    kernels = timings["machine"]["kernels"]  # what computed the start: its CPU class, pinned (echo_rl.cpu_kernels)
+    assert kernels["class"] is None or kernels["mkl"] in (kernels["class"], None)
+    assert f"Kernels: {kernels['cpu']}" in text
     assert "demo finished in" in result.stderr
     _same_runs_one_after_another(out, tmp_path / "sequential", summary["runs"][:2])
 
@@ -354,3 +358,19 @@ def test_the_sft_figure_shows_every_family_and_marks_the_selected_step():
     assert [line.label for line in passes.lines] == ["validation (all)", "a", "b"] and passes.lines[0].alarms == (20,)
     assert passes.lines[2].steps == [10] and env.lines[0].steps == [10] and round(env.references[0].value, 2) == 6.93
     assert sft_figure({"sft": {"step": 0, "curve": []}}) is None
+
+
+def test_the_machines_shares_count_its_own_work_apart_from_what_the_hypervisor_stole():
+    from echo_rl.demo.console import MachineTicks
+    from echo_rl.demo.report import _stolen
+
+    assert MachineTicks(30.0, 5.0, 60.0).shares_since(MachineTicks(10.0, 1.0, 20.0)) == {"busy": 0.5, "stolen": 0.1}
+    before = MachineTicks.now()
+    if before is None:
+        pytest.skip("no /proc/stat")
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:  # one core busy
+        pass
+    shares = MachineTicks.now().shares_since(before)
+    assert 0.5 / (os.cpu_count() or 1) <= shares["busy"] <= 1 and 0 <= shares["stolen"] <= 1 - shares["busy"] + 1e-6
+    assert "hypervisor took 31%" in _stolen({"cpu_shares": {"stolen": 0.31}}) and _stolen({}) == ""

@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module of this package and imports the layer it drives lazily, so that
 ``echo-rl --help`` stays fast. Errors from bad input print one line, ``echo-rl: error: …``, and exit 2;
-``--debug`` (or ``ECHO_RL_DEBUG=1``) shows the traceback instead.
+``--debug`` (or ``ECHO_RL_DEBUG=1``) shows the traceback instead. Before any command, the CPU's numeric
+kernels are pinned to its instruction-set class (:mod:`echo_rl.cpu_kernels`), for this process and those it
+starts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from echo_rl.cli.rollout import rollout
 from echo_rl.cli.sandbox import sandbox
 from echo_rl.cli.tasks import tasks
 from echo_rl.cli.train import eval_command, sft, train
+from echo_rl.cpu_kernels import pin
 from echo_rl.errors import UserError
 
 
@@ -41,6 +44,7 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = sys.argv[1:] if argv is None else argv
+    pin()
     debug = "--debug" in args or os.environ.get("ECHO_RL_DEBUG") == "1"
     try:
         result = cli.main(args=args, prog_name="echo-rl", standalone_mode=False)

@@ -9,6 +9,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,34 @@ def cpu_seconds() -> float:
 
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@dataclass(frozen=True)
+class MachineTicks:
+    """The whole machine's CPU seconds since boot, all cores (``/proc/stat``): ``busy`` in its own work (user,
+    system, interrupts), ``stolen`` by the hypervisor for other guests (a virtual machine's cores run slower
+    by that share), ``total`` (idle and I/O wait included)."""
+
+    busy: float
+    stolen: float
+    total: float
+
+    @classmethod
+    def now(cls) -> MachineTicks | None:
+        """The counters now (None where there is no ``/proc/stat``)."""
+        try:
+            with open("/proc/stat") as stat:
+                user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in stat.readline().split()[1:9])
+        except (OSError, ValueError):
+            return None
+        hz = os.sysconf("SC_CLK_TCK")
+        return cls((user + nice + system + irq + softirq) / hz, steal / hz,
+                   (user + nice + system + idle + iowait + irq + softirq + steal) / hz)
+
+    def shares_since(self, before: MachineTicks) -> dict[str, float]:
+        """{"busy": …, "stolen": …}: each as a share of the machine's CPU time between ``before`` and this."""
+        total = max(self.total - before.total, 1e-9)
+        return {"busy": (self.busy - before.busy) / total, "stolen": (self.stolen - before.stolen) / total}
 
 
 def load_average() -> str:
@@ -42,6 +71,7 @@ class Clock:
         self.start = time.monotonic() if start is None else start  # a worker's clock counts from the demo's start
         self.stages: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.ticks = MachineTicks.now()
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -53,6 +83,11 @@ class Clock:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+    def machine_shares(self) -> dict[str, float]:
+        """The machine's busy and stolen shares of CPU time since this clock started ({} where unknown)."""
+        now = MachineTicks.now()
+        return now.shares_since(self.ticks) if now and self.ticks else {}
 
     def save(self, path: Path, **extra: Any) -> None:
         """``timings.json``: wall and CPU seconds per stage, the total wall time, and ``extra``."""

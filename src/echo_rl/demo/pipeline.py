@@ -51,15 +51,19 @@ def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: 
 
 def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | None = None) -> Path:
     """Stages 1-5 (module docstring) into ``out``; see :func:`run` for what it returns."""
+    from echo_rl.cpu_kernels import paths as kernel_paths
+    from echo_rl.cpu_kernels import pin
     from echo_rl.demo.prepare import prepare
     from echo_rl.demo.runs import evaluate_base
     from echo_rl.demo.sft import run_sft
     from echo_rl.train.progress import counting_bar
 
+    pin()  # as the CLI does, for a caller of this function: the start is then the same on any CPU of this class
     console = start_demo(cfg, out)
     atomic_write_text(out / "demo.yaml", dump_config(cfg))
     clock = Clock(console)
-    machine = {"cpus": os.cpu_count(), "load_start": load_average(), "torch_threads": cfg.threads}
+    machine = {"cpus": os.cpu_count(), "load_start": load_average(), "torch_threads": cfg.threads,
+               "kernels": kernel_paths()}
     methods = active_methods(cfg)
     runs = [(method, seed) for method in methods for seed in method_seeds(cfg, method)]
     console.rule(f"[bold]echo-rl demo{' --quick' if quick else ''}[/bold] → {out}")
@@ -114,6 +118,7 @@ def _report(cfg: DemoConfig, out: Path, clock: Clock, machine: dict[str, Any], o
 
     with clock.stage("report"):
         machine["load_end"] = load_average()
+        machine["cpu_shares"] = clock.machine_shares()
         summary = collect(out / "base" / "final.json", outcomes, sft, dict(clock.stages), prepared.stats)
         summary["cpu_timings"] = dict(clock.cpu)
         summary["elapsed_before_report_s"] = clock.elapsed()

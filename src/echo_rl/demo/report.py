@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from echo_rl.cpu_kernels import describe as describe_kernels
 from echo_rl.demo.config import DemoConfig, active_methods, run_threads
 from echo_rl.eval.results import EvalResult
 from echo_rl.report.arms import SPLITS, Arm, arm_summary, compare_with_reference, primary_split
@@ -150,6 +151,15 @@ def timing_table(timings: dict[str, float], cpu: dict[str, float], budget: float
     return TableBlock(["stage", "wall s", "CPU s (this process + sandboxes)", "share of wall"], rows)
 
 
+
+def _stolen(machine: dict[str, Any]) -> str:
+    """", and the hypervisor took 31% of the CPUs' time (steal: …)" where it took any."""
+    stolen = (machine.get("cpu_shares") or {}).get("stolen")
+    if not stolen or stolen < 0.005:
+        return ""
+    return (f", and the hypervisor took {100 * stolen:.0f}% of the CPUs' time for other machines (steal: every "
+            "stage ran slower by about that share)")
+
 def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: bool, machine: dict[str, Any]) -> Path:
     """Render the report into ``out`` (module docstring) and add its ``verdicts`` to ``summary``; return the
     path of report.md."""
@@ -178,9 +188,13 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
         Heading("Plots"), *(Image(path.name, name) for name, path in plots.items()),
         Heading("Wall time"),
         Paragraph(f"Machine: {machine.get('cpus')} CPUs, load average {machine.get('load_start')} at the start and "
-                  f"{machine.get('load_end')} at the end (other processes share the cores: timings scale with it); torch "
+                  f"{machine.get('load_end')} at the end (other processes share the cores: timings scale with it){_stolen(machine)}; torch "
                   f"threads {cfg.threads}; RL runs {cfg.rl_workers} at a time, {run_threads(cfg)} thread(s) each. Rendering this "
                   "report comes on top (see timings.json)."),
+        Paragraph(f"Kernels: {describe_kernels(machine.get('kernels') or {})}. Another machine of the same class, "
+                  "with the same threads, computes the same pre-training and SFT; another class, or an unpinned MKL "
+                  "branch, starts RL from another checkpoint (echo_rl.cpu_kernels). RL runs are not bit-reproducible: "
+                  "how episodes share a batched generation changes the last bits of their log-probs."),
         timing_table(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s),
     ]
     write_page(blocks, out, "echo-rl demo")
