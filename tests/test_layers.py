@@ -14,7 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Bottom to top; a package may import its own layer's modules and those below it.
 LAYERS = [
-    {"echo_rl", "errors", "futures", "sequences", "roles", "seeding", "loss", "distributed"},  # echo_rl: its __init__
+    # echo_rl: its __init__
+    {"echo_rl", "errors", "futures", "sequences", "roles", "seeding", "cpu_kernels", "loss", "distributed"},
     {"config", "configfile", "rundir", "cache"},
     {"sandbox"},
     {"tasks"},

@@ -4,7 +4,7 @@
     paths()        # {"cpu": "Intel(R) Xeon(R) …", "class": "AVX512", "mkl": "AVX512", "aten": "AVX512"}
 
 On x86, torch's BLAS is MKL (every ``Linear`` and ``matmul``), and MKL picks a code path by CPU model — its
-"auto branch", e.g. AVX512_E1 on an Ice Lake — which round differently from one model to the next. Training
+"auto branch", AVX512_E1 on the Xeons here — which round differently from one model to the next. Training
 is chaotic enough for that to show: the demo's 100-step copy warm-up from the same seed ended at loss 0.594
 on one machine and 0.809 on another (0.540 and 0.559 on the first with MKL forced to its AVX2 or COMPATIBLE
 branch), and from there the same demo config started RL from SFT step 325 at 0.33 on the one and step 200
@@ -16,9 +16,9 @@ machine of the class does. A value the user set wins. ATen's own kernels (softma
 already dispatch by class alone (``torch.backends.cpu.get_cpu_capability()``). MKL's guarantee also needs
 the same thread count, which the config fixes (``policy.threads``, the demo's ``threads``).
 
-The base branch costs nothing where it is what MKL would pick anyway (on the Ice Lake machines here the
-pinned copy warm-up is bit-identical to the unpinned one); pinning a lower class would (AVX2 on an AVX-512
-machine: 17% slower). No effect on GPUs, nor off x86 (no MKL).
+The base branch costs nothing where MKL's own pick computes the same (here the pinned demo repeats the
+unpinned one to every digit it records); pinning a lower class would (AVX2 on this AVX-512 machine: the copy
+warm-up 17% slower). No effect on GPUs, nor off x86 (no MKL).
 """
 
 from __future__ import annotations

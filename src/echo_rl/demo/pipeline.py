@@ -51,8 +51,7 @@ def run(config_args: tuple[str, ...], out: Path, *, quick: bool = False, seeds: 
 
 def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | None = None) -> Path:
     """Stages 1-5 (module docstring) into ``out``; see :func:`run` for what it returns."""
-    from echo_rl.cpu_kernels import paths as kernel_paths
-    from echo_rl.cpu_kernels import pin
+    from echo_rl.cpu_kernels import paths as kernel_paths, pin
     from echo_rl.demo.prepare import prepare
     from echo_rl.demo.runs import evaluate_base
     from echo_rl.demo.sft import run_sft
