@@ -40,14 +40,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from echo_rl.config import RunConfig, SandboxConfig
+from echo_rl.config import RunConfig
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.harness.parse import parse_action
 from echo_rl.rollout.batcher import GenerationBatcher
 from echo_rl.rollout.policy.base import Policy, SamplingParams
 from echo_rl.rollout.trajectory import Outcome, StopReason, Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
-from echo_rl.sandbox.base import Sandbox, SandboxError
+from echo_rl.sandbox.base import Sandbox, SandboxError, retry_delay
 from echo_rl.seeding import derive_seed
 from echo_rl.tasks.environment import check_runnable, open_task_sandbox
 from echo_rl.tasks.task import Task
@@ -84,12 +84,6 @@ def group_requests(tasks: Sequence[Task], n: int, *, seed: int | None = None) ->
         for i in range(n):
             requests.append(EpisodeRequest(task, i, None if seed is None else derive_seed(seed, task.name, occurrence, i)))
     return requests
-
-
-def retry_delay(cfg: SandboxConfig, attempt: int) -> float:
-    """Seconds to wait before attempt ``attempt`` (0-based) of an infra-failed episode: 0, then
-    ``retry_backoff_s`` doubling."""
-    return cfg.retry_backoff_s * 2 ** (attempt - 1) if attempt else 0.0
 
 
 class _Infra(Exception):

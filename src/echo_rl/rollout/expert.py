@@ -24,10 +24,9 @@ from echo_rl.errors import UserError
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.harness.parse import parse_action
 from echo_rl.harness.render import render_action
-from echo_rl.rollout.episode import retry_delay
 from echo_rl.rollout.trajectory import Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
-from echo_rl.sandbox.base import SandboxError
+from echo_rl.sandbox.base import SandboxError, retry_delay
 from echo_rl.tasks.environment import check_runnable, open_task_sandbox
 from echo_rl.tasks.replay import ReferenceStep, record_reference, reference_turns
 from echo_rl.tasks.settings import resolve_env

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
+from echo_rl.config import SandboxConfig
+
 
 # Files in ``/``, the parent of ``/tests``, that a test runner there reads as its own configuration (pytest
 # loads ``/conftest.py`` for ``pytest /tests/…`` and takes its rootdir from the ini files): the agent's never
@@ -23,6 +25,12 @@ RUNNER_FILES = ("conftest.py", "pytest.ini", "pyproject.toml", "tox.ini", "setup
 class SandboxError(Exception):
     """The sandbox infrastructure failed (could not start, engine error, died): an ``infra_error``,
     never the agent's fault."""
+
+
+def retry_delay(cfg: SandboxConfig, attempt: int) -> float:
+    """Seconds to wait before attempt ``attempt`` (0-based) of an episode whose sandbox failed
+    (:class:`SandboxError`, up to ``cfg.infra_retries`` retries): 0, then ``cfg.retry_backoff_s`` doubling."""
+    return cfg.retry_backoff_s * 2 ** (attempt - 1) if attempt else 0.0
 
 
 @dataclass(frozen=True)

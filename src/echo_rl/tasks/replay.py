@@ -10,11 +10,13 @@ a ``solve.sh`` without turn markers is replayed as one turn (:func:`reference_tu
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
-from echo_rl.sandbox.base import ExecResult, Sandbox, SandboxError
+from echo_rl.sandbox.base import ExecResult, Sandbox, SandboxError, retry_delay
 from echo_rl.tasks.environment import open_task_sandbox
 from echo_rl.tasks.settings import resolve_env
 from echo_rl.tasks.task import SOLUTION_SCRIPT, Task
@@ -22,6 +24,8 @@ from echo_rl.tasks.verifier import VerifierResult, verify
 
 DEFAULT_VERIFIER_TIMEOUT_S = 120.0
 DEFAULT_AGENT_TIMEOUT_S = 600.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ async def run_oracle(
 ) -> VerifierResult:
     """Run ``solution/solve.sh`` (uploaded to ``/solution`` only now, with the task's ``[solution] env``)
     in a fresh sandbox, then verify.
-    Infrastructure failures come back as ``infra_error`` results. Timeouts are the task's own;
+    Infrastructure failures are retried ``cfg.infra_retries`` times, then come back as ``infra_error`` results. Timeouts are the task's own;
     ``verifier_timeout_s`` applies to tasks that set none."""
     solution = task.subtree("solution")
     if SOLUTION_SCRIPT not in task.files:
@@ -90,11 +94,26 @@ async def run_noop(
 async def _episode(
     task: Task, cfg: SandboxConfig, solution: dict[str, bytes] | None, verifier_timeout_s: float | None, label: str
 ) -> VerifierResult:
+    """One oracle or no-op episode; a sandbox failure is retried ``cfg.infra_retries`` times after
+    :func:`retry_delay`, as policy episodes are. After the last, an ``infra_error`` whose reason names
+    every attempt's failure."""
+    failures: list[str] = []
+    for attempt in range(cfg.infra_retries + 1):
+        await asyncio.sleep(retry_delay(cfg, attempt))
+        try:
+            return await _attempt(task, cfg, solution, verifier_timeout_s, label)
+        except SandboxError as err:
+            failures.append(str(err))
+            log.warning("%s of %s: sandbox error (attempt %d): %s", label, task.name, attempt + 1, err)
+    return VerifierResult(0.0, "infra_error", f"sandbox error ({len(failures)} attempts): " + " | ".join(failures), 0.0)
+
+
+async def _attempt(
+    task: Task, cfg: SandboxConfig, solution: dict[str, bytes] | None, verifier_timeout_s: float | None, label: str
+) -> VerifierResult:
+    """Upload and run the solution (if any) in a fresh sandbox, then verify; raises :class:`SandboxError`."""
     timeout = task.verifier_timeout_s or verifier_timeout_s or DEFAULT_VERIFIER_TIMEOUT_S
-    try:
-        sandbox = await open_task_sandbox(task, cfg, label=label)
-    except SandboxError as err:
-        return VerifierResult(0.0, "infra_error", f"sandbox error: {err}", 0.0)
+    sandbox = await open_task_sandbox(task, cfg, label=label)
     try:
         if solution is not None:
             for rel, data in sorted(solution.items()):
@@ -102,7 +121,5 @@ async def _episode(
             await sandbox.exec("bash /solution/solve.sh", timeout_s=task.agent_timeout_s or DEFAULT_AGENT_TIMEOUT_S,
                                env=resolve_env(task.solution_env, "solution.env", task))
         return await verify(task, sandbox, timeout)
-    except SandboxError as err:
-        return VerifierResult(0.0, "infra_error", f"sandbox error: {err}", 0.0)
     finally:
         await sandbox.stop()
