@@ -14,6 +14,7 @@ from echo_rl.tasks.families import generate
 from echo_rl.tasks.quality import solvability_filter
 from echo_rl.tasks import replay as replay_module
 from echo_rl.tasks.replay import record_reference, run_noop, run_oracle
+from echo_rl.tasks.verifier import VerifierResult, verify
 
 PARITY_FAMILIES = ("git_log_find", "archive_extract", "python_fix", "permissions")
 
@@ -72,6 +73,22 @@ def test_oracle_and_noop_retry_a_sandbox_failure(monkeypatch, local_cfg):
     failed = asyncio.run(run_noop(task, cfg.model_copy(update={"infra_retries": 1})))
     assert (failed.outcome, failed.reason) == (
         "infra_error", "sandbox error (2 attempts): engine fell over (1) | engine fell over (2)")
+
+
+def test_an_infra_error_verdict_is_retried_too(monkeypatch, local_cfg):
+    """A verifier whose own machinery failed (an ``infra_error`` verdict, not an exception) is retried like a
+    sandbox that would not start."""
+    calls = []
+
+    async def verify_once_broken(task, sandbox, timeout):
+        calls.append(timeout)
+        if len(calls) == 1:
+            return VerifierResult(0.0, "infra_error", "verifier container died", 0.0)
+        return await verify(task, sandbox, timeout)
+
+    monkeypatch.setattr(replay_module, "verify", verify_once_broken)
+    cfg = local_cfg.model_copy(update={"infra_retries": 1, "retry_backoff_s": 0.0})
+    assert asyncio.run(run_oracle(generate("git_branch", 3), cfg)).outcome == "solved" and len(calls) == 2
 
 
 def test_task_without_setup_cannot_run_locally(make_task, local_cfg):

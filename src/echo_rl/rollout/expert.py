@@ -26,9 +26,8 @@ from echo_rl.harness.parse import parse_action
 from echo_rl.harness.render import render_action
 from echo_rl.rollout.trajectory import Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
-from echo_rl.sandbox.base import SandboxError, retry_delay
 from echo_rl.tasks.environment import check_runnable, open_task_sandbox
-from echo_rl.tasks.replay import ReferenceStep, record_reference, reference_turns
+from echo_rl.tasks.replay import ReferenceStep, record_reference, reference_turns, with_infra_retries
 from echo_rl.tasks.settings import resolve_env
 from echo_rl.tasks.task import Task
 from echo_rl.tasks.verifier import VerifierResult, verify
@@ -76,25 +75,20 @@ async def replay_verified(
 ) -> tuple[list[ReferenceStep], VerifierResult | None] | None:
     """Replay ``task``'s reference solution in a fresh sandbox (one of ``slots``) and verify it (not a task
     without tests: no result); an infrastructure failure is retried ``sandbox.infra_retries`` times with
-    back-off. None when every attempt failed."""
-    for attempt in range(cfg.sandbox.infra_retries + 1):
-        await asyncio.sleep(retry_delay(cfg.sandbox, attempt))
+    back-off (:func:`~echo_rl.tasks.replay.with_infra_retries`). None when every attempt failed."""
+
+    async def attempt() -> tuple[list[ReferenceStep], VerifierResult | None]:
         async with slots:
-            try:
-                sandbox = await open_task_sandbox(task, cfg.sandbox, label=label)
-            except SandboxError:
-                continue
+            sandbox = await open_task_sandbox(task, cfg.sandbox, label=label)
             try:
                 steps = await record_reference(task, sandbox, cfg.sandbox.command_timeout_s)
                 timeout = task.verifier_timeout_s or cfg.episode.verifier_timeout_s
-                result = await verify(task, sandbox, timeout) if task.has_tests else None
-            except SandboxError:
-                continue
+                return steps, await verify(task, sandbox, timeout) if task.has_tests else None
             finally:
                 await sandbox.stop()
-        if result is None or result.outcome != "infra_error":
-            return steps, result
-    return None
+
+    replayed, _ = await with_infra_retries(cfg.sandbox, attempt, lambda r: r[1], f"{label} of {task.name}")
+    return replayed
 
 
 def expert_transcripts(replays: Sequence[Replay], chat: ChatFormat, cfg: RunConfig) -> list[Trajectory]:

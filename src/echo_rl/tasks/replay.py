@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
@@ -26,6 +28,7 @@ DEFAULT_VERIFIER_TIMEOUT_S = 120.0
 DEFAULT_AGENT_TIMEOUT_S = 600.0
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -71,13 +74,35 @@ async def record_reference(task: Task, sandbox: Sandbox, timeout_s: float | None
     return [ReferenceStep(command, await sandbox.exec(command, timeout_s=timeout_s, env=env)) for command in commands]
 
 
+async def with_infra_retries(
+    cfg: SandboxConfig, attempt: Callable[[], Awaitable[R]], verdict: Callable[[R], VerifierResult | None], what: str
+) -> tuple[R | None, list[str]]:
+    """Run ``attempt()`` up to 1 + ``cfg.infra_retries`` times, waiting :func:`retry_delay` before each, until it
+    neither raises :class:`SandboxError` nor returns a result whose ``verdict`` is an ``infra_error``. Returns
+    that result (None when every attempt failed) and each failed attempt's reason, each logged naming ``what``."""
+    failures: list[str] = []
+    for number in range(cfg.infra_retries + 1):
+        await asyncio.sleep(retry_delay(cfg, number))
+        try:
+            result = await attempt()
+        except SandboxError as err:
+            failures.append(str(err))
+        else:
+            checked = verdict(result)
+            if checked is None or checked.outcome != "infra_error":
+                return result, failures
+            failures.append(checked.reason)
+        log.warning("%s: infrastructure error (attempt %d): %s", what, number + 1, failures[-1])
+    return None, failures
+
+
 async def run_oracle(
     task: Task, cfg: SandboxConfig, *, verifier_timeout_s: float | None = None, label: str = "echo-rl-oracle"
 ) -> VerifierResult:
     """Run ``solution/solve.sh`` (uploaded to ``/solution`` only now, with the task's ``[solution] env``)
     in a fresh sandbox, then verify.
-    Infrastructure failures are retried ``cfg.infra_retries`` times, then come back as ``infra_error`` results. Timeouts are the task's own;
-    ``verifier_timeout_s`` applies to tasks that set none."""
+    Infrastructure failures are retried (:func:`with_infra_retries`), then come back as ``infra_error``
+    results. Timeouts are the task's own; ``verifier_timeout_s`` applies to tasks that set none."""
     solution = task.subtree("solution")
     if SOLUTION_SCRIPT not in task.files:
         raise UserError("has no solution/solve.sh", where=f"task {task.name}")
@@ -94,17 +119,12 @@ async def run_noop(
 async def _episode(
     task: Task, cfg: SandboxConfig, solution: dict[str, bytes] | None, verifier_timeout_s: float | None, label: str
 ) -> VerifierResult:
-    """One oracle or no-op episode; a sandbox failure is retried ``cfg.infra_retries`` times after
-    :func:`retry_delay`, as policy episodes are. After the last, an ``infra_error`` whose reason names
-    every attempt's failure."""
-    failures: list[str] = []
-    for attempt in range(cfg.infra_retries + 1):
-        await asyncio.sleep(retry_delay(cfg, attempt))
-        try:
-            return await _attempt(task, cfg, solution, verifier_timeout_s, label)
-        except SandboxError as err:
-            failures.append(str(err))
-            log.warning("%s of %s: sandbox error (attempt %d): %s", label, task.name, attempt + 1, err)
+    """One oracle or no-op episode, retried as :func:`with_infra_retries` says; after the last failed attempt,
+    an ``infra_error`` whose reason names every attempt's failure."""
+    result, failures = await with_infra_retries(
+        cfg, lambda: _attempt(task, cfg, solution, verifier_timeout_s, label), lambda r: r, f"{label} of {task.name}")
+    if result is not None:
+        return result
     return VerifierResult(0.0, "infra_error", f"sandbox error ({len(failures)} attempts): " + " | ".join(failures), 0.0)
 
 
