@@ -72,6 +72,19 @@ def test_the_rl_step_count_is_not_part_of_the_sft_stage():
     assert default == fewer and default.train.steps == load_demo_config().sft.max_steps
 
 
+def test_the_sft_loop_stages_have_their_own_micro_batch_size():
+    """Pre-training and SFT cut their batches into micro-batches of their own size (like-length rows, less
+    padding), not the RL update's."""
+    from echo_rl.demo.prepare import Prepared
+    from echo_rl.demo.pretrain import pretrain_config
+    from echo_rl.demo.sft import sft_config
+
+    cfg = load_demo_config(("pretrain.micro_batch_size=2", "sft.micro_batch_size=8", "run.train.micro_batch_size=16"))
+    assert pretrain_config(cfg, Path("/nowhere"), Path("/nowhere/sessions.jsonl"), 10).train.micro_batch_size == 2
+    assert sft_config(cfg, Prepared(Path("/nowhere"), {}), 300).train.micro_batch_size == 8
+    assert method_run(cfg, cfg.methods[0], 0).train.micro_batch_size == 16
+
+
 def test_overrides_quick_and_seeds():
     cfg = load_demo_config(("run.train.steps=7", "sft.max_steps=11"), quick=True, seeds=3)
     assert cfg.run.train.steps == 7 and cfg.sft.max_steps == 11
@@ -86,8 +99,8 @@ def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     # from the demo's own start (pre-training, rehearsing SFT, its checkpoint selection), steps and workers
     assert cfg.pretrain == demo.pretrain and cfg.sft == demo.sft and cfg.rl_workers == demo.rl_workers
     assert cfg.run.optim == demo.run.optim and cfg.run.tasks == demo.run.tasks
-    # the grid's 56 RL steps (docs/echo-sweep measured them), whatever the demo's default; the rest the demo's
-    assert cfg.run.train.steps == 56 and cfg.run.train.model_copy(update={"steps": demo.run.train.steps}) == demo.run.train
+    # the demo's RL steps too: the grid chooses the demo's ECHO arm for the demo's run length
+    assert cfg.run.train == demo.run.train
     assert len(cfg.seeds) >= 3
     runs = {m.name: method_run(cfg, m, 0).objective for m in cfg.methods}
     assert runs.pop("grpo").algorithm == "grpo"
@@ -149,7 +162,7 @@ def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):
     (("run.train.stepz=3",), "run.train.stepz"),
     (("sft.select.low=0.9", "sft.select.high=0.1"), "sft.select"),
     (("methods=[]",), "methods"),
-    (("sft.max_steps=100",), "eval_from"),  # sft.eval_from is 150: no evaluation would choose the checkpoint
+    (("sft.max_steps=100",), "eval_from"),  # sft.eval_from is 300: no evaluation would choose the checkpoint
     (("pretrain.sessions=0", "sft.rehearsal=1.0"), "sft.rehearsal"),  # nothing to rehearse
     (("rl_workers=0",), "rl_workers"),
 ])

@@ -54,6 +54,9 @@ class StageOptim(Section):
     """The optimiser of a stage run by the SFT loop (pre-training, SFT); the gradient clip is ``sft.grad_clip``."""
 
     batch_size: int = Field(ge=1)
+    micro_batch_size: int = Field(ge=1, description="transcripts per forward/backward pass "
+                                  "(train.micro_batch_size): the step's batch is cut into micro-batches of like "
+                                  "length, so less padding is computed")
     lr: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
 
@@ -228,13 +231,14 @@ def stage_run(cfg: DemoConfig, stage: str, optim: StageOptim, steps: int, exampl
               train: dict[str, Any], eval: dict[str, Any]) -> RunConfig:
     """``cfg.run`` for a stage the SFT loop runs (pre-training, SFT): named ``<name>-<stage>``, from ``model`` on
     the tasks of ``corpus``, ``steps`` steps of ``optim.batch_size`` of the ``examples`` transcripts (as epochs)
-    with ``optim``'s lr and warm-up and ``sft.grad_clip``, one checkpoint kept, then the ``train`` and ``eval``
-    changes. ``train.steps`` is the stage's own (the RL runs' step count is not what the stage depends on)."""
+    in micro-batches of ``optim.micro_batch_size``, with ``optim``'s lr and warm-up and ``sft.grad_clip``, one
+    checkpoint kept, then the ``train`` and ``eval`` changes. ``train.steps`` is the stage's own (the RL runs'
+    step count is not what the stage depends on)."""
     return with_changes(cfg.run, {
         "name": f"{cfg.name}-{stage}", "policy": {"threads": cfg.threads, "model": str(model)},
         "tasks": {"corpus": str(corpus)},
         "optim": {"lr": optim.lr, "warmup_steps": optim.warmup_steps, "grad_clip": cfg.sft.grad_clip},
-        "train": {"steps": steps, "sft_batch_size": optim.batch_size,
+        "train": {"steps": steps, "sft_batch_size": optim.batch_size, "micro_batch_size": optim.micro_batch_size,
                   "sft_epochs": steps * optim.batch_size / max(examples, 1), "keep_checkpoints": 1, **train},
         "eval": eval})
 
