@@ -111,7 +111,7 @@ def test_the_echo_sweep_extends_the_demo_with_the_full_grid_against_grpo():
     # the demo's ECHO default is the sweep's best non-collapsing arm (docs/echo-sweep/), the paper's beside it
     # (which the demo runs without the gradient probe)
     demo_runs = {m.name: method_run(demo, m, 0).objective for m in demo.methods}
-    assert demo_runs["echo"] == runs["l0.01-b"]
+    assert demo_runs["echo"] == runs["l0.005-b"]
     assert demo_runs["echo-paper"] == runs["l0.05"].model_copy(update={"grad_probe_every": 0})
 
 

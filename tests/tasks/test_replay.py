@@ -72,7 +72,7 @@ def test_oracle_and_noop_retry_a_sandbox_failure(monkeypatch, local_cfg):
     opens = flaky_sandboxes(monkeypatch, failures=2)
     failed = asyncio.run(run_noop(task, cfg.model_copy(update={"infra_retries": 1})))
     assert (failed.outcome, failed.reason) == (
-        "infra_error", "sandbox error (2 attempts): engine fell over (1) | engine fell over (2)")
+        "infra_error", "infrastructure error (2 attempts): engine fell over (1) | engine fell over (2)")
 
 
 def test_an_infra_error_verdict_is_retried_too(monkeypatch, local_cfg):

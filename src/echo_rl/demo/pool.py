@@ -7,9 +7,10 @@ cores: 10 steps of two runs took 52 s side by side against 72 s one after the ot
 (``benchmarks/rl_workers.py``). Two runs with two threads each oversubscribe the cores (87 s).
 
 A worker trains and evaluates one run at a time with :func:`echo_rl.demo.runs.run_one`, as the parent
-would: the same run config, key and directory. A run's result depends on its config alone (its torch threads
-included), so a run trained side by side equals the same run trained one after another with as many threads
-(tests/test_demo.py). The parent prints the workers' log lines and a progress bar per run, hands later runs
+would: the same run config, key and directory. A run's result depends on its config (its torch threads
+included), not on the runs beside it, so a run trained side by side equals the same run trained one after
+another with as many threads (tests/test_demo.py) — up to the last float bits that the batching of its
+episodes' sampling leaves to timing, which a long run can amplify (README, Reproducibility). The parent prints the workers' log lines and a progress bar per run, hands later runs
 the step-0 curve evaluation an earlier run computed, and reuses itself, without a worker, the runs an
 earlier demo trained and evaluated. Runs start in the order of ``runs``, outcomes come
 back in that order; a worker's error ends the demo with it once the runs under way have finished, and a

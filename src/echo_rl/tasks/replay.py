@@ -125,7 +125,7 @@ async def _episode(
         cfg, lambda: _attempt(task, cfg, solution, verifier_timeout_s, label), lambda r: r, f"{label} of {task.name}")
     if result is not None:
         return result
-    return VerifierResult(0.0, "infra_error", f"sandbox error ({len(failures)} attempts): " + " | ".join(failures), 0.0)
+    return VerifierResult(0.0, "infra_error", f"infrastructure error ({len(failures)} attempts): " + " | ".join(failures), 0.0)
 
 
 async def _attempt(
