@@ -10,11 +10,12 @@ A worker trains and evaluates one run at a time with :func:`echo_rl.demo.runs.ru
 would: the same run config, key and directory. A run's result depends on its config (its torch threads
 included), not on the runs beside it, so a run trained side by side equals the same run trained one after
 another with as many threads (tests/test_demo.py) — up to the last float bits that the batching of its
-episodes' sampling leaves to timing, which a long run can amplify (README, Reproducibility). The parent prints the workers' log lines and a progress bar per run, hands later runs
-the step-0 curve evaluation an earlier run computed, and reuses itself, without a worker, the runs an
-earlier demo trained and evaluated. Runs start in the order of ``runs``, outcomes come
-back in that order; a worker's error ends the demo with it once the runs under way have finished, and a
-worker ends with the parent (a killed demo leaves nothing training).
+episodes' sampling leaves to timing, which a long run can amplify (README, Reproducibility). The parent
+prints the workers' log lines and a progress bar per run, hands later runs the step-0 curve evaluation an
+earlier run computed, and reuses itself, without a worker, the runs an earlier demo trained and evaluated.
+Runs start in the order of ``runs``, outcomes come back in that order; a worker's error ends the demo with it
+once the runs under way have finished, and a worker ends with the parent (a killed demo leaves nothing
+training).
 """
 
 from __future__ import annotations

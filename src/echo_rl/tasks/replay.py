@@ -125,7 +125,8 @@ async def _episode(
         cfg, lambda: _attempt(task, cfg, solution, verifier_timeout_s, label), lambda r: r, f"{label} of {task.name}")
     if result is not None:
         return result
-    return VerifierResult(0.0, "infra_error", f"infrastructure error ({len(failures)} attempts): " + " | ".join(failures), 0.0)
+    reason = f"infrastructure error ({len(failures)} attempts): " + " | ".join(failures)
+    return VerifierResult(0.0, "infra_error", reason, 0.0)
 
 
 async def _attempt(
