@@ -40,9 +40,10 @@ class TokenizerSpec(Section):
 
 class CopyWarmup(Section):
     """Synthetic copy pretraining of the fresh model: sequences of random output tokens, each shown twice,
-    with the loss on the second copy. A pretrained LM can already copy a value it has just read; a random
-    tiny model cannot, and learns it from demonstrations only after a long plateau (the small-scale notes).
-    A few dozen CPU-seconds of this give it an induction circuit first. 0 steps: off."""
+    with the loss on the second copy (:mod:`echo_rl.train.copy_warmup`). What it learns is the fixed offset
+    (copy from ``length`` back), not an induction circuit: 1.00 at that offset, 0.004 with a gap. It still
+    decides how much RL can do from the SFT start it leads to: without it GRPO gained 6 validation points
+    instead of 22 (README). 0 steps: off."""
 
     steps: int = Field(ge=0)
     length: int = Field(ge=2)

@@ -184,7 +184,8 @@ def _initial_model(cfg: DemoConfig, chat: ChatFormat, train: Sequence[Replay], t
     warm = copy_warmup(model, pool, warmup.steps, warmup.length, warmup.batch_size, warmup.lr, seed)
     timings["copy_warmup_s"] = time.monotonic() - start
     log(f"copy warm-up: {warmup.steps} steps on random sequences of {len(pool)} output tokens shown twice; "
-        f"copy accuracy {warm['copy_accuracy']:.2f} in {timings['copy_warmup_s']:.1f} s")
+        f"copy accuracy {warm['copy_accuracy']:.2f}, {warm['copy_accuracy_gapped']:.2f} with a gap (at another offset) "
+        f"in {timings['copy_warmup_s']:.1f} s")
     return model, warm
 
 
