@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from echo_rl.cpu_kernels import cpu_flags, describe, isa_class, pin
+from echo_rl.cpu_kernels import MKL_PINNING_VENDOR as INTEL, cpu_flags, cpu_vendor, describe, isa_class, pin
 
 AVX512 = {"fma", "avx2", "avx512f", "avx512bw", "avx512dq", "avx512vl", "sse4_2"}
 
@@ -23,11 +23,18 @@ def test_the_class_is_the_best_one_all_of_whose_instructions_the_cpu_has():
 
 def test_pin_sets_the_class_where_nothing_is_set_and_leaves_a_users_choice():
     environ: dict[str, str] = {}
-    assert pin(environ, AVX512) == "AVX512" and environ == {"MKL_CBWR": "AVX512"}
+    assert pin(environ, AVX512, INTEL) == "AVX512" and environ == {"MKL_CBWR": "AVX512"}
     environ = {"MKL_CBWR": "COMPATIBLE"}
-    assert pin(environ, AVX512) == "COMPATIBLE" and environ == {"MKL_CBWR": "COMPATIBLE"}
+    assert pin(environ, AVX512, INTEL) == "COMPATIBLE" and environ == {"MKL_CBWR": "COMPATIBLE"}
     environ = {}
-    assert pin(environ, {"sse2"}) is None and environ == {}
+    assert pin(environ, {"sse2"}, INTEL) is None and environ == {}
+
+
+def test_pin_leaves_mkl_alone_on_a_cpu_whose_class_branches_mkl_ignores():
+    environ: dict[str, str] = {}
+    assert pin(environ, AVX512, "AuthenticAMD") is None and environ == {}
+    environ = {"MKL_CBWR": "COMPATIBLE"}  # the one branch MKL honours there, if the user wants it
+    assert pin(environ, AVX512, "AuthenticAMD") == "COMPATIBLE"
 
 
 PROBE = """
@@ -59,7 +66,9 @@ def test_a_cli_process_computes_on_its_classs_mkl_branch_unless_the_user_chose_o
     seen = _probe(clean_env)
     if seen["mkl"] is None:
         pytest.skip("this torch has no MKL")
-    assert seen["mkl"] == seen["class"] == isa_class(cpu_flags())
+    # MKL's own pick where it ignores the class branches (another vendor's CPU): pin() sets nothing there
+    assert seen["mkl"] == (seen["class"] if cpu_vendor() == INTEL else "auto (not pinned)")
+    assert seen["class"] == isa_class(cpu_flags())
     assert seen["aten"] and seen["cpu"]
     assert _probe({**clean_env, "MKL_CBWR": "COMPATIBLE"})["mkl"] == "COMPATIBLE"
     assert "MKL branch" in describe(seen) and seen["class"] in describe(seen)

@@ -46,7 +46,8 @@ def _make_run(root, algorithm, lam, final_solved, infra=0, alarm_step=None, test
         if test_turns:
             scores["test"] = {"sampled": summarize_episodes(_episodes(solved, turns=test_turns), [1, 2])}
         env_ce = final_env_ce if step else 4.0
-        write_result(run, EvalResult(step, scores, EnvCE(env_ce, tokens=100, transcripts=4, vocab_size=993)))
+        write_result(run, EvalResult(step, scores, EnvCE(env_ce, tokens=100, transcripts=4, vocab_size=993,
+                                                         copyable=env_ce + 0.5, copyable_tokens=40)))
     return root
 
 
@@ -71,6 +72,7 @@ def test_report_compares_runs_side_by_side_with_intervals_and_exclusions(cli, tm
     assert cells[3].startswith("100.0 [") and "2 infra-excluded (sandbox could not start ×2)" in cells[3]
     assert "validation pass@1: 25.0 → 50.0 → 100.0" in md
     assert "| held-out env CE (nats/token, T=1) | 4.000 | 1.000 | 1.000 |" in md
+    assert "| held-out env CE, copyable tokens (content the transcript showed) | 4.500 | 1.500 | 1.500 |" in md
     assert "| steps to best validation | — | 3 | 3 |" in md
     assert "ALARM echo (ECHO λ=0.05): update/entropy_action fell to 0.1" in md
     assert "pass@1 per family" in md

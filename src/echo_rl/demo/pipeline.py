@@ -57,7 +57,7 @@ def run_tiny(cfg: DemoConfig, out: Path, *, quick: bool = False, until: str | No
     from echo_rl.demo.sft import run_sft
     from echo_rl.train.progress import counting_bar
 
-    pin()  # as the CLI does, for a caller of this function: the start is then the same on any CPU of this class
+    pin()  # as the CLI does, for a caller of this function: the start is then the same on any Intel CPU of this class
     console = start_demo(cfg, out)
     atomic_write_text(out / "demo.yaml", dump_config(cfg))
     clock = Clock(console)

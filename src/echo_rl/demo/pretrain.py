@@ -52,12 +52,18 @@ def pretrain(cfg: DemoConfig, root: Path, sessions_file: Path, n_sessions: int, 
     save_checkpoint(root / "model-init", *load_policy_model(str(checkpoint)))
     shutil.rmtree(out / "checkpoints")
     results = read_results(RunDir(out))  # at step 0 and at the last: held-out env CE only, no episodes
-    before, after = (r.env_ce.value if r.env_ce else None for r in (results[0], results[-1]))
+    before, after = (r.env_ce for r in (results[0], results[-1]))
     last = next((r for r in reversed(read_jsonl(out / "metrics.jsonl")) if r.get("kind") == "sft"), {})
     stats = {"steps": step, "sessions": n_sessions, "seconds": seconds, "cpu_s": cpu, "loss": last.get("update/loss"),
-             "env_ce_train": last.get("update/env_ce"), "env_ce_heldout_before": before, "env_ce_heldout_after": after}
+             "env_ce_train": last.get("update/env_ce"),
+             "env_ce_heldout_before": before.value if before else None,
+             "env_ce_heldout_after": after.value if after else None,
+             "env_ce_heldout_copyable_before": before.copyable if before else None,
+             "env_ce_heldout_copyable_after": after.copyable if after else None}
     log(f"pre-training: {step} steps on {n_sessions} shell sessions (all tokens) in {seconds:.1f} s "
-        f"({cpu:.0f} CPU-s); loss {stats['loss']:.2f}; held-out env CE {_fmt(before)} -> {_fmt(after)} nats/token")
+        f"({cpu:.0f} CPU-s); loss {stats['loss']:.2f}; held-out env CE {_fmt(stats['env_ce_heldout_before'])} -> "
+        f"{_fmt(stats['env_ce_heldout_after'])} nats/token (copyable tokens "
+        f"{_fmt(stats['env_ce_heldout_copyable_before'])} -> {_fmt(stats['env_ce_heldout_copyable_after'])})")
     return stats
 
 

@@ -160,6 +160,18 @@ def _stolen(machine: dict[str, Any]) -> str:
     return (f", and the hypervisor took {100 * stolen:.0f}% of the CPUs' time for other machines (steal: every "
             "stage ran slower by about that share)")
 
+
+def _kernels_note(kernels: dict[str, Any]) -> str:
+    """What computed the floats, and which other machines would compute the same start."""
+    line = describe_kernels(kernels)
+    if kernels.get("class") and kernels.get("mkl") == kernels["class"]:
+        return (f"{line}. Another Intel machine of the same class, with the same threads, computes the same "
+                "pre-training and SFT; another class, or an unpinned MKL branch, starts RL from another checkpoint "
+                "(echo_rl.cpu_kernels).")
+    return (f"{line}. MKL was not pinned to a class branch here (it takes them on Intel CPUs only), so another "
+            "machine, even of this model, may start RL from another checkpoint (echo_rl.cpu_kernels).")
+
+
 def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: bool, machine: dict[str, Any]) -> Path:
     """Render the report into ``out`` (module docstring) and add its ``verdicts`` to ``summary``; return the
     path of report.md."""
@@ -170,7 +182,9 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
     results, (header, rows) = result_blocks(arms, list(SPLITS), found, (
         "Held-out env CE is the cross-entropy (nats/token, T=1) of the reference solver's fixed transcripts, on "
         "families never trained on and on unseen tasks of the training families; mean over seeds (each seed's in "
-        "brackets).") + _selection_note(arms, cfg))
+        "brackets). Its copyable rows keep only the tokens that repeat content the same transcript already showed "
+        "(5-grams found earlier in it and in under 10% of the transcripts): a model that reads its context pays "
+        "much less there than on all tokens.") + _selection_note(arms, cfg))
     plots = plot_arms(arms, list(SPLITS), out, arms[0].finals[0])
     if (figure := sft_figure(summary)) is not None:
         draw(figure, out / "sft.png")
@@ -191,10 +205,8 @@ def write_report(cfg: DemoConfig, summary: dict[str, Any], out: Path, *, quick: 
                   f"{machine.get('load_end')} at the end (other processes share the cores: timings scale with it){_stolen(machine)}; torch "
                   f"threads {cfg.threads}; RL runs {cfg.rl_workers} at a time, {run_threads(cfg)} thread(s) each. Rendering this "
                   "report comes on top (see timings.json)."),
-        Paragraph(f"Kernels: {describe_kernels(machine.get('kernels') or {})}. Another machine of the same class, "
-                  "with the same threads, computes the same pre-training and SFT; another class, or an unpinned MKL "
-                  "branch, starts RL from another checkpoint (echo_rl.cpu_kernels). RL runs are not bit-reproducible: "
-                  "how episodes share a batched generation changes the last bits of their log-probs."),
+        Paragraph(f"Kernels: {_kernels_note(machine.get('kernels') or {})} RL runs are not bit-reproducible: how "
+                  "episodes share a batched generation changes the last bits of their log-probs."),
         timing_table(summary["timings"], summary.get("cpu_timings", {}), cfg.budget_s),
     ]
     write_page(blocks, out, "echo-rl demo")

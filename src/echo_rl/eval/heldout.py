@@ -8,7 +8,9 @@ Token ids made with another tokenizer are refused (one-line UserError). With no 
 has a replayable reference) the evaluation runs without env CE and says why.
 
 The score is Σ −log p(x_t | x_<t) over the terminal-output (ENV) tokens of all transcripts divided by
-their number, at temperature 1 (:func:`echo_rl.objective.env_cross_entropy`).
+their number, at temperature 1 (:func:`echo_rl.objective.env_cross_entropy`); the same over the copyable
+tokens alone (:mod:`echo_rl.eval.copyable`: content the transcript already showed) says whether the model
+reads its context — near the overall figure, it does not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from echo_rl.objective.batch import collate
 from echo_rl.config import RunConfig
+from echo_rl.eval.copyable import copyable_masks
 from echo_rl.eval.results import EnvCE
 from echo_rl.harness.chat import ChatFormat
 from echo_rl.objective import env_cross_entropy
@@ -62,18 +65,26 @@ def heldout_env_ce(
     model: torch.nn.Module, transcripts: Sequence[Trajectory], cfg: RunConfig, pad_id: int, ctx: DistContext, path: Path
 ) -> EnvCE:
     """Nats/token at τ = 1 over ``transcripts`` (with the model's output vocabulary size, for the uniform
-    guess ln|V|), each rank scoring its share in micro-batches of ``train.micro_batch_size``."""
+    guess ln|V|), and over their copyable tokens (:mod:`echo_rl.eval.copyable`, found over the whole set),
+    each rank scoring its share in micro-batches of ``train.micro_batch_size``."""
+    copyable = shard(copyable_masks(transcripts), ctx)
     mine = shard(transcripts, ctx)
-    nll = tokens = 0.0
+    sums = [0.0] * 4  # env nll, env tokens, copyable nll, copyable tokens
     size = cfg.train.micro_batch_size
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     for start in range(0, len(mine), size):
         chunk = mine[start : start + size]
-        batch = collate(chunk, [0.0] * len(chunk), cfg.objective, pad_id, temperature=1.0).to(next(model.parameters()).device)
-        scores = env_cross_entropy(model, batch, cfg.objective.logprob_chunk_size)
-        nll, tokens = nll + scores["env_nll_sum"], tokens + scores["env_tokens"]
+        batch = collate(chunk, [0.0] * len(chunk), cfg.objective, pad_id, temperature=1.0).to(device)
+        mask = torch.zeros_like(batch.env_mask)
+        for row, flags in enumerate(copyable[start : start + size]):
+            mask[row, : len(flags)] = torch.tensor(flags, dtype=torch.bool)
+        scores = env_cross_entropy(model, batch, cfg.objective.logprob_chunk_size, {"copyable": mask & batch.env_mask})
+        sums = [a + scores[key] for a, key in zip(sums, ("env_nll_sum", "env_tokens", "copyable_nll_sum",
+                                                         "copyable_tokens"))]
     model.train(was_training)
-    nll, tokens = all_reduce_sum([nll, tokens], ctx)
+    nll, tokens, copy_nll, copy_tokens = all_reduce_sum(sums, ctx)
     vocab = model.get_output_embeddings().out_features if hasattr(model, "get_output_embeddings") else None
-    return EnvCE(nll / max(tokens, 1.0), int(tokens), len(transcripts), str(path), vocab)
+    return EnvCE(nll / max(tokens, 1.0), int(tokens), len(transcripts), str(path), vocab,
+                 copy_nll / copy_tokens if copy_tokens else None, int(copy_tokens))

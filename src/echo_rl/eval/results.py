@@ -2,7 +2,8 @@
 
     {"step": N,
      "scores": {split: {mode: summary}},     split ∈ validation | test | heldout, mode ∈ sampled | greedy
-     "env_ce": {"value": nats/token, "tokens": n, "transcripts": m, "file": path, "vocab_size": |V|} | null,
+     "env_ce": {"value": nats/token, "tokens": n, "transcripts": m, "file": path, "vocab_size": |V|,
+                "copyable": nats/token, "copyable_tokens": n} | null,
      "env_ce_skipped": why (only without env CE), "env_ce_validation": like env_ce (optional),
      ...}                                    any other key is kept as it is (``EvalResult.extra``)
 
@@ -108,13 +109,16 @@ class Summary:
 @dataclass(frozen=True)
 class EnvCE:
     """Held-out env CE: nats per env token of fixed transcripts at τ = 1; ``vocab_size`` gives the uniform
-    guess ln|V| it is judged against (None in files written before it was recorded)."""
+    guess ln|V| it is judged against; ``copyable`` the same over the ``copyable_tokens`` that only copying
+    from the transcript predicts (:mod:`echo_rl.eval.copyable`; None without any, and in older files)."""
 
     value: float
     tokens: int
     transcripts: int
     file: str | None = None
     vocab_size: int | None = None
+    copyable: float | None = None
+    copyable_tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -158,7 +162,9 @@ class EvalResult:
         parts = [f"{split}/{mode} {100 * score.value:.1f}%" for split, modes in self.scores.items()
                  for mode, summary in modes.items() if (score := summary.pass_at(1))]
         if self.env_ce:
-            parts.append(f"held-out env CE {self.env_ce.value:.3f}")
+            copyable = self.env_ce.copyable
+            parts.append(f"held-out env CE {self.env_ce.value:.3f}"
+                         + (f" (copyable tokens {copyable:.3f})" if copyable is not None else ""))
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ a metric, is always at τ = 1: :func:`env_cross_entropy`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -156,12 +157,15 @@ def echo_loss(
 
 
 @torch.no_grad()
-def env_cross_entropy(model: torch.nn.Module, batch: Batch, chunk_size: int = 1024) -> dict[str, float]:
+def env_cross_entropy(model: torch.nn.Module, batch: Batch, chunk_size: int = 1024,
+                      subsets: Mapping[str, Tensor] | None = None) -> dict[str, float]:
     """Held-out env CE at τ = 1 (nats/token over terminal-output tokens, and over warning tokens), with
-    the sums and counts needed to pool several batches."""
+    the sums and counts needed to pool several batches; each of ``subsets`` (a name → a boolean mask shaped
+    like ``batch.input_ids``, e.g. :func:`echo_rl.eval.copyable.copyable_masks`'s) gets the same three
+    entries, ``<name>_ce``, ``<name>_nll_sum`` and ``<name>_tokens``."""
     logprobs = token_logprobs(model, batch.input_ids, batch.attention_mask, chunk_size).logprobs
     out: dict[str, float] = {}
-    for name, mask in (("env", batch.env_mask), ("warning", batch.warning_mask)):
+    for name, mask in (("env", batch.env_mask), ("warning", batch.warning_mask), *(subsets or {}).items()):
         nll_sum, tokens = float(-(logprobs * mask).sum()), float(mask.sum())
         out |= {f"{name}_ce": nll_sum / max(tokens, 1.0), f"{name}_nll_sum": nll_sum, f"{name}_tokens": tokens}
     return out

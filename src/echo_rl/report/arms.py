@@ -50,10 +50,12 @@ class Arm:
         found = next((h for r in self.finals if (h := r.headline(split))), None)
         return found[0] if found else None
 
-    def env_ce(self, which: str = "heldout") -> list[float]:
-        """Per seed: held-out env CE (``heldout``: new families; ``validation``: unseen tasks, seen families)."""
+    def env_ce(self, which: str = "heldout", tokens: str = "all") -> list[float]:
+        """Per seed: held-out env CE (``heldout``: new families; ``validation``: unseen tasks, seen families)
+        over all env tokens, or (``tokens="copyable"``) over those only copying predicts."""
         sets: list[EnvCE | None] = [r.env_ce if which == "heldout" else r.env_ce_validation for r in self.finals]
-        return [ce.value for ce in sets if ce is not None]
+        values = [ce.value if tokens == "all" else ce.copyable for ce in sets if ce is not None]
+        return [v for v in values if v is not None]
 
     def efficiency(self, split: str) -> Efficiency | None:
         """The first seed's efficiency on ``split``'s headline evaluation."""
@@ -168,7 +170,8 @@ def arm_summary(arm: Arm, primary: str) -> dict[str, Any]:
     scores = {f"{s}/{m}": asdict(x) for s in SPLITS for m in MODES if (x := arm.score(s, m))}
     eff = arm.efficiency(primary)
     return {"label": arm.label, "seeds": arm.seeds, "scores": scores, "env_ce_heldout": arm.env_ce("heldout"),
-            "env_ce_validation": arm.env_ce("validation"),
+            "env_ce_validation": arm.env_ce("validation"), "env_ce_heldout_copyable": arm.env_ce("heldout", "copyable"),
+            "env_ce_validation_copyable": arm.env_ce("validation", "copyable"),
             "efficiency": asdict(eff) | {"turn_limit_rate": eff.turn_limit_rate} if eff else None,
             "steps_to_best": arm.steps_to_best(), "alarms": arm.alarms(), "rollouts_kept": arm.rollouts_kept()}
 

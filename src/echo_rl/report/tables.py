@@ -74,8 +74,8 @@ def _mean_cell(values: list[float], fmt: str) -> str:
 
 
 def comparison_table(arms: list[Arm], splits: list[str], ks: tuple[int, ...] = (1,), primary: str = "validation") -> Table:
-    """Rows: pass@k per evaluated split and mode, held-out env CE, efficiency (on ``primary``), steps to best
-    validation, alarms, rollouts kept; one column per arm."""
+    """Rows: pass@k per evaluated split and mode, held-out env CE (all and copyable tokens), efficiency (on
+    ``primary``), steps to best validation, alarms, rollouts kept; one column per arm."""
     rows: list[list[str]] = []
 
     def row(name: str, cell: Callable[[Arm], str]) -> None:
@@ -87,7 +87,11 @@ def comparison_table(arms: list[Arm], splits: list[str], ks: tuple[int, ...] = (
         for k in ks:
             row(f"{SPLITS.get(split, split)} pass@{k} ({mode})", lambda a, s=split, m=mode, k=k: score_cell(a, s, m, k))
     row("held-out env CE (nats/token, T=1)", lambda a: _mean_cell(a.env_ce("heldout"), ".3f"))
+    row("held-out env CE, copyable tokens (content the transcript showed)",
+        lambda a: _mean_cell(a.env_ce("heldout", "copyable"), ".3f"))
     row("held-out env CE, unseen tasks of seen families (T=1)", lambda a: _mean_cell(a.env_ce("validation"), ".3f"))
+    row("held-out env CE, unseen tasks of seen families, copyable tokens",
+        lambda a: _mean_cell(a.env_ce("validation", "copyable"), ".3f"))
     for name, key, fmt in (("timeout rate", "timeout_rate", ".1%"), ("turns / episode", "turns_mean", ".2f"),
                            ("tokens / episode", "tokens_mean", ".0f"), ("episodes hitting a turn/token limit",
                                                                        "turn_limit_rate", ".1%")):
