@@ -10,7 +10,7 @@ has a replayable reference) the evaluation runs without env CE and says why.
 The score is Σ −log p(x_t | x_<t) over the terminal-output (ENV) tokens of all transcripts divided by
 their number, at temperature 1 (:func:`echo_rl.objective.env_cross_entropy`); the same over the copyable
 tokens alone (:mod:`echo_rl.eval.copyable`: content the transcript already showed) says whether the model
-reads its context — near the overall figure, it does not.
+reads its context: one that copies pays far less there than on all tokens, one that does not about as much.
 """
 
 from __future__ import annotations
