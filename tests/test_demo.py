@@ -86,6 +86,18 @@ def test_the_sft_loop_stages_have_their_own_micro_batch_size():
     assert method_run(cfg, cfg.methods[0], 0).train.micro_batch_size == 16
 
 
+def test_lr_decay_ends_at_the_stages_last_step():
+    """``lr_decay`` (pre-training's default) makes a stage's LR fall to 0 at its own last step
+    (``optim.decay_steps``); off (SFT's default), it stays."""
+    from echo_rl.demo.prepare import Prepared
+    from echo_rl.demo.pretrain import pretrain_config
+    from echo_rl.demo.sft import sft_config
+
+    cfg = load_demo_config(("pretrain.steps=120",))
+    assert pretrain_config(cfg, Path("/nowhere"), Path("/nowhere/sessions.jsonl"), 10).optim.decay_steps == 120
+    assert sft_config(cfg, Prepared(Path("/nowhere"), {}), 300).optim.decay_steps == 0
+
+
 def test_overrides_quick_and_seeds():
     cfg = load_demo_config(("run.train.steps=7", "sft.max_steps=11"), quick=True, seeds=3)
     assert cfg.run.train.steps == 7 and cfg.sft.max_steps == 11
@@ -163,7 +175,7 @@ def test_a_config_extends_another_and_a_bad_extends_is_one_line(tmp_path):
     (("run.train.stepz=3",), "run.train.stepz"),
     (("sft.select.low=0.9", "sft.select.high=0.1"), "sft.select"),
     (("methods=[]",), "methods"),
-    (("sft.max_steps=100",), "eval_from"),  # sft.eval_from is 300: no evaluation would choose the checkpoint
+    (("sft.max_steps=100",), "eval_from"),  # sft.eval_from is 150: no evaluation would choose the checkpoint
     (("pretrain.sessions=0", "sft.rehearsal=1.0"), "sft.rehearsal"),  # nothing to rehearse
     (("rl_workers=0",), "rl_workers"),
 ])

@@ -360,14 +360,23 @@ class ObjectiveConfig(Section):
 
 class OptimConfig(Section):
     """AdamW with linear warm-up from 0 to ``lr`` over ``warmup_steps`` optimizer steps, then constant
-    (method §3), and a global grad-norm clip. The warm-up counts optimizer updates: an RL step makes
-    ``train.mini_batches × train.update_epochs`` of them."""
+    (method §3) or, with ``decay_steps``, falling linearly to 0 at update ``decay_steps``; and a global
+    grad-norm clip. Both count optimizer updates: an RL step makes ``train.mini_batches ×
+    train.update_epochs`` of them."""
 
     lr: float = Field(1e-6, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = Field(0.01, ge=0)
     warmup_steps: int = Field(20, ge=0)
+    decay_steps: int = Field(0, ge=0, description="the update at which a linear decay after the warm-up "
+                             "reaches lr 0; 0: constant after the warm-up")
     grad_clip: float = Field(0.2, gt=0)
+
+    @model_validator(mode="after")
+    def _decay_after_warmup(self) -> OptimConfig:
+        if self.decay_steps and self.decay_steps <= self.warmup_steps:
+            raise ValueError(f"decay_steps ({self.decay_steps}) must exceed warmup_steps ({self.warmup_steps})")
+        return self
 
 
 class TrainConfig(Section):

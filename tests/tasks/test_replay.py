@@ -91,6 +91,30 @@ def test_an_infra_error_verdict_is_retried_too(monkeypatch, local_cfg):
     assert asyncio.run(run_oracle(generate("git_branch", 3), cfg)).outcome == "solved" and len(calls) == 2
 
 
+def test_a_sandbox_that_cannot_be_removed_keeps_its_verdict(monkeypatch, local_cfg, caplog):
+    """Removing the sandbox fails after the verifier spoke (an engine error on ``remove``): the verdict
+    stands, the episode is not re-run as an infrastructure failure, and the leak is logged."""
+    opens = []
+
+    async def open_unremovable(task, cfg, *, label):
+        sandbox = await open_task_sandbox(task, cfg, label=label)
+        stop = sandbox.stop
+
+        async def stop_then_fail():
+            await stop()
+            raise SandboxError("engine fell over removing it")
+
+        sandbox.stop = stop_then_fail
+        opens.append(sandbox)
+        return sandbox
+
+    monkeypatch.setattr(replay_module, "open_task_sandbox", open_unremovable)
+    cfg = local_cfg.model_copy(update={"infra_retries": 2, "retry_backoff_s": 0.0})
+    assert asyncio.run(run_oracle(generate("git_branch", 3), cfg)).outcome == "solved"
+    assert len(opens) == 1
+    assert "could not remove a finished sandbox" in caplog.text and "engine fell over removing it" in caplog.text
+
+
 def test_task_without_setup_cannot_run_locally(make_task, local_cfg):
     task = make_task("true\n")
     del task.files["environment/setup.sh"]

@@ -60,6 +60,8 @@ class StageOptim(Section):
                                   "length, so less padding is computed")
     lr: float = Field(gt=0)
     warmup_steps: int = Field(ge=0)
+    lr_decay: bool = Field(description="after the warm-up the LR falls linearly to 0 at the stage's last step "
+                           "(optim.decay_steps), instead of staying at lr")
 
 
 class PretrainSpec(StageOptim):
@@ -232,13 +234,14 @@ def stage_run(cfg: DemoConfig, stage: str, optim: StageOptim, steps: int, exampl
               train: dict[str, Any], eval: dict[str, Any]) -> RunConfig:
     """``cfg.run`` for a stage the SFT loop runs (pre-training, SFT): named ``<name>-<stage>``, from ``model`` on
     the tasks of ``corpus``, ``steps`` steps of ``optim.batch_size`` of the ``examples`` transcripts (as epochs)
-    in micro-batches of ``optim.micro_batch_size``, with ``optim``'s lr and warm-up and ``sft.grad_clip``, one
+    in micro-batches of ``optim.micro_batch_size``, with ``optim``'s lr, warm-up and decay and ``sft.grad_clip``, one
     checkpoint kept, then the ``train`` and ``eval`` changes. ``train.steps`` is the stage's own (the RL runs'
     step count is not what the stage depends on)."""
     return with_changes(cfg.run, {
         "name": f"{cfg.name}-{stage}", "policy": {"threads": cfg.threads, "model": str(model)},
         "tasks": {"corpus": str(corpus)},
-        "optim": {"lr": optim.lr, "warmup_steps": optim.warmup_steps, "grad_clip": cfg.sft.grad_clip},
+        "optim": {"lr": optim.lr, "warmup_steps": optim.warmup_steps, "decay_steps": steps if optim.lr_decay else 0,
+                  "grad_clip": cfg.sft.grad_clip},
         "train": {"steps": steps, "sft_batch_size": optim.batch_size, "micro_batch_size": optim.micro_batch_size,
                   "sft_epochs": steps * optim.batch_size / max(examples, 1), "keep_checkpoints": 1, **train},
         "eval": eval})

@@ -47,7 +47,7 @@ from echo_rl.rollout.batcher import GenerationBatcher
 from echo_rl.rollout.policy.base import Policy, SamplingParams
 from echo_rl.rollout.trajectory import Outcome, StopReason, Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
-from echo_rl.sandbox.base import Sandbox, SandboxError, retry_delay
+from echo_rl.sandbox.base import Sandbox, SandboxError, retry_delay, stop_after_use
 from echo_rl.seeding import derive_seed
 from echo_rl.tasks.environment import check_runnable, open_task_sandbox
 from echo_rl.tasks.task import Task
@@ -211,7 +211,7 @@ class EpisodeRunner:
             reason = f"{type(err).__name__}: {err}"
         finally:
             if sandbox is not None:
-                await sandbox.stop()
+                await stop_after_use(sandbox)
         timings["total_s"] = time.monotonic() - start
         return builder.build(
             task.name,

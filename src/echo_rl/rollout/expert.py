@@ -26,6 +26,7 @@ from echo_rl.harness.parse import parse_action
 from echo_rl.harness.render import render_action
 from echo_rl.rollout.trajectory import Trajectory
 from echo_rl.rollout.transcript import TranscriptBuilder
+from echo_rl.sandbox.base import stop_after_use
 from echo_rl.tasks.environment import check_runnable, open_task_sandbox
 from echo_rl.tasks.replay import ReferenceStep, record_reference, reference_turns, with_infra_retries
 from echo_rl.tasks.settings import resolve_env
@@ -85,7 +86,7 @@ async def replay_verified(
                 timeout = task.verifier_timeout_s or cfg.episode.verifier_timeout_s
                 return steps, await verify(task, sandbox, timeout) if task.has_tests else None
             finally:
-                await sandbox.stop()
+                await stop_after_use(sandbox)
 
     replayed, _ = await with_infra_retries(cfg.sandbox, attempt, lambda r: r[1], f"{label} of {task.name}")
     return replayed

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
 from echo_rl.config import SandboxConfig
 
+log = logging.getLogger(__name__)
 
 # Files in ``/``, the parent of ``/tests``, that a test runner there reads as its own configuration (pytest
 # loads ``/conftest.py`` for ``pytest /tests/…`` and takes its rootdir from the ini files): the agent's never
@@ -25,6 +27,17 @@ RUNNER_FILES = ("conftest.py", "pytest.ini", "pyproject.toml", "tox.ini", "setup
 class SandboxError(Exception):
     """The sandbox infrastructure failed (could not start, engine error, died): an ``infra_error``,
     never the agent's fault."""
+
+
+async def stop_after_use(sandbox: Sandbox) -> None:
+    """Stop ``sandbox`` once its work is done, logging a :class:`SandboxError` instead of raising it: a
+    verdict or transcript already obtained stays valid when removing the sandbox fails (an engine error on
+    ``remove``), so it is neither lost nor re-run as an infrastructure failure. What is left behind is
+    removed by :func:`echo_rl.sandbox.gc.collect_garbage` (a run's start-up, ``echo-rl sandbox gc``)."""
+    try:
+        await sandbox.stop()
+    except SandboxError as err:
+        log.warning("could not remove a finished sandbox (echo-rl sandbox gc removes it): %s", err)
 
 
 def retry_delay(cfg: SandboxConfig, attempt: int) -> float:

@@ -1,7 +1,7 @@
 """Bring a task's initial state up in a sandbox, for the episode loop, the oracle and the checks.
 
     sandbox = await open_task_sandbox(task, cfg.sandbox, label="run-3")
-    try: ... finally: await sandbox.stop()
+    try: ... finally: await stop_after_use(sandbox)
 
 The sandbox comes from the one sandbox factory, :func:`echo_rl.sandbox.make_sandbox`. Local backend: a
 fresh sandbox, then the task's ``environment/setup.sh`` runs in its workdir (a task without one cannot run
@@ -16,7 +16,7 @@ from __future__ import annotations
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
 from echo_rl.sandbox import make_sandbox
-from echo_rl.sandbox.base import Sandbox, SandboxError
+from echo_rl.sandbox.base import Sandbox, SandboxError, stop_after_use
 from echo_rl.sandbox.notices import notice_once
 from echo_rl.tasks.settings import DEFAULT_BUILD_TIMEOUT_S, resolve_env, sandbox_config, task_settings
 from echo_rl.tasks.task import DOCKERFILE, Task
@@ -72,6 +72,6 @@ async def open_task_sandbox(task: Task, cfg: SandboxConfig, label: str = "echo-r
         if cfg.backend == "local":
             await _setup_local(task, sandbox, cfg)
     except BaseException:
-        await sandbox.stop()
+        await stop_after_use(sandbox)  # the start's own error is the one to report
         raise
     return sandbox

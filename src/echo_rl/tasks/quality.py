@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from echo_rl.config import SandboxConfig
-from echo_rl.sandbox.base import SandboxError
+from echo_rl.sandbox.base import SandboxError, stop_after_use
 from echo_rl.tasks.environment import open_task_sandbox
 from echo_rl.tasks.families import FAMILIES, generate
 from echo_rl.tasks.replay import record_reference
@@ -154,7 +154,7 @@ async def check_task(task: Task, cfg: SandboxConfig, verifier_timeout_s: float, 
     except SandboxError as err:
         return f"infra_error: {err}", f"infra_error: {err}"
     finally:
-        await sandbox.stop()
+        await stop_after_use(sandbox)
     return f"{noop.outcome}: {noop.reason}", f"{oracle.outcome}: {oracle.reason}"
 
 

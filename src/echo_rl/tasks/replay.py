@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from echo_rl.config import SandboxConfig
 from echo_rl.errors import UserError
-from echo_rl.sandbox.base import ExecResult, Sandbox, SandboxError, retry_delay
+from echo_rl.sandbox.base import ExecResult, Sandbox, SandboxError, retry_delay, stop_after_use
 from echo_rl.tasks.environment import open_task_sandbox
 from echo_rl.tasks.settings import resolve_env
 from echo_rl.tasks.task import SOLUTION_SCRIPT, Task
@@ -143,4 +143,4 @@ async def _attempt(
                                env=resolve_env(task.solution_env, "solution.env", task))
         return await verify(task, sandbox, timeout)
     finally:
-        await sandbox.stop()
+        await stop_after_use(sandbox)

@@ -1,4 +1,4 @@
-"""AdamW with a linear warm-up (method §3) and global grad-norm clipping."""
+"""AdamW with a linear warm-up (method §3), then a constant or linearly decaying LR, and global grad-norm clipping."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from echo_rl.config import OptimConfig
 
 
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over the trainable parameters and a scheduler that ramps the LR from lr/(warmup+1) to lr over
-    ``warmup_steps`` updates, then holds it. ``scheduler.step()`` is called once per optimizer update."""
+    """AdamW over the trainable parameters and a scheduler of :func:`lr_factor`. ``scheduler.step()`` is
+    called once per optimizer update."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    warmup = cfg.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / (warmup + 1)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_factor(i, cfg.warmup_steps, cfg.decay_steps))
     return optimizer, scheduler
+
+
+def lr_factor(update: int, warmup: int, decay: int) -> float:
+    """The LR of 0-based ``update`` as a fraction of ``lr``: ``(i+1)/(W+1)`` over the ``W`` warm-up updates,
+    then 1, or with ``decay`` = D > W the linear fall ``(D - i)/(D - W)`` to 0 at update D (0 after it)."""
+    if update < warmup:
+        return (update + 1) / (warmup + 1)
+    return max(0.0, (decay - update) / (decay - warmup)) if decay else 1.0
 
 
 def clip_and_step(
